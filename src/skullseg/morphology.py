@@ -1,0 +1,88 @@
+"""Fast binary morphology with true Euclidean balls, through distance transforms.
+
+Erosion by a ball of radius r keeps voxels farther than r from the outside;
+dilation adds voxels within r of the mask. With the multi-threaded ``edt``
+package this costs well under a second on a 256^3 grid, whatever r is.
+"""
+
+from __future__ import annotations
+
+import edt as _edt
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = [
+    "distance_inside_mm",
+    "erode",
+    "dilate",
+    "opening",
+    "closing",
+    "largest_component",
+    "fill_holes_2d",
+]
+
+
+def distance_inside_mm(
+    mask: np.ndarray,
+    voxel_mm: float | tuple[float, float, float] = 1.0,
+    *,
+    black_border: bool = False,
+) -> np.ndarray:
+    """Euclidean distance (mm) from each voxel inside ``mask`` to the nearest outside voxel.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[1:4, 1:4, 1:4] = True
+    >>> float(distance_inside_mm(m)[2, 2, 2])
+    2.0
+    """
+    anis = (voxel_mm,) * 3 if np.isscalar(voxel_mm) else tuple(voxel_mm)
+    return _edt.edt(
+        np.ascontiguousarray(mask, dtype=np.uint8),
+        anisotropy=anis,
+        black_border=black_border,
+        parallel=1,
+    ).astype(np.float32)
+
+
+def erode(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarray:
+    """Erosion by a ball of ``radius_mm`` (the grid border counts as inside)."""
+    return distance_inside_mm(mask, voxel_mm) > radius_mm
+
+
+def dilate(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarray:
+    """Dilation by a ball of ``radius_mm``."""
+    return distance_inside_mm(~mask.astype(bool), voxel_mm) <= radius_mm
+
+
+def opening(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarray:
+    """Erosion then dilation: removes parts thinner than 2 x radius."""
+    return dilate(erode(mask, radius_mm, voxel_mm), radius_mm, voxel_mm) & mask.astype(bool)
+
+
+def closing(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarray:
+    """Dilation then erosion on a padded grid, so the border does not glue shut."""
+    pad = int(np.ceil(radius_mm / voxel_mm)) + 2
+    m = np.pad(mask.astype(bool), pad)
+    m = ~dilate(~dilate(m, radius_mm, voxel_mm), radius_mm, voxel_mm)
+    return m[pad:-pad, pad:-pad, pad:-pad] | mask.astype(bool)
+
+
+def largest_component(mask: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
+    """The largest connected component of a boolean mask (empty stays empty)."""
+    lab, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, connectivity))
+    if n == 0:
+        return np.zeros(mask.shape, dtype=bool)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))
+
+
+def fill_holes_2d(mask: np.ndarray, axis: int = 2) -> np.ndarray:
+    """Fill holes slice by slice along ``axis`` (closes cavities open at the FOV edge)."""
+    out = np.empty(mask.shape, dtype=bool)
+    for k in range(mask.shape[axis]):
+        sl: list[slice | int] = [slice(None)] * 3
+        sl[axis] = k
+        out[tuple(sl)] = ndi.binary_fill_holes(mask[tuple(sl)])
+    return out

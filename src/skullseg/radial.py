@@ -1,0 +1,179 @@
+"""Star-shaped surfaces as radius functions on a sphere of directions.
+
+A surface is stored as one radius (mm) per direction of an icosphere around a
+centre. Surfaces that share the centre and directions nest exactly when
+their radii are ordered ray by ray, which is how skullseg guarantees that
+inner skull, outer skull and scalp never cross. This module holds the
+geometry: sampling image profiles along the rays, smoothing radius maps on
+the sphere, and turning radius maps into voxel masks and triangle meshes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
+
+from .volume import Volume
+
+__all__ = [
+    "SphereGrid",
+    "sphere_grid",
+    "sample_profiles",
+    "smooth_on_sphere",
+    "robust_smooth_on_sphere",
+    "radius_at",
+    "inside_mask",
+    "radial_mesh",
+]
+
+
+@dataclass(frozen=True)
+class SphereGrid:
+    """Unit directions (an icosphere's vertices), its triangles and vertex neighbours."""
+
+    directions: NDArray[np.float64]  # (N, 3)
+    faces: NDArray[np.int64]  # (M, 3)
+    neighbours: NDArray[np.int64]  # (N, 6), padded by repeating (icosphere degree 5 or 6)
+
+    @property
+    def n(self) -> int:
+        return int(self.directions.shape[0])
+
+
+def sphere_grid(subdivisions: int = 5) -> SphereGrid:
+    """Directions of an icosphere with ``subdivisions`` (4: 2562, 5: 10242, 6: 40962).
+
+    Examples
+    --------
+    >>> sphere_grid(4).n
+    2562
+    """
+    ico = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
+    dirs = np.asarray(ico.vertices, dtype=np.float64)
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    nb = np.empty((len(dirs), 6), dtype=np.int64)
+    for i, row in enumerate(ico.vertex_neighbors):
+        row = list(row)
+        nb[i] = (row * 2)[:6]
+    return SphereGrid(dirs, np.asarray(ico.faces, dtype=np.int64), nb)
+
+
+def sample_profiles(
+    vol: Volume, centre_world: NDArray, grid: SphereGrid, radii_mm: NDArray, *, order: int = 1
+) -> NDArray[np.float32]:
+    """Image values along every ray: array (n_directions, n_radii), 0 outside the grid."""
+    pts = centre_world[None, None, :] + grid.directions[:, None, :] * radii_mm[None, :, None]
+    ijk = vol.world_to_voxel(pts.reshape(-1, 3)).T
+    vals = ndi.map_coordinates(
+        vol.data.astype(np.float32, copy=False),
+        ijk,
+        order=order,
+        mode="constant",
+        cval=0.0,
+        prefilter=False,
+    )
+    return vals.reshape(grid.n, len(radii_mm)).astype(np.float32)
+
+
+def smooth_on_sphere(
+    values: NDArray, grid: SphereGrid, iterations: int = 5, weight: float = 0.5
+) -> NDArray[np.float64]:
+    """Laplacian smoothing of a per-direction map (``weight`` toward the neighbour mean)."""
+    v = np.asarray(values, dtype=np.float64).copy()
+    for _ in range(iterations):
+        v = (1 - weight) * v + weight * v[grid.neighbours].mean(axis=1)
+    return v
+
+
+def robust_smooth_on_sphere(
+    values: NDArray,
+    grid: SphereGrid,
+    *,
+    rings: int = 2,
+    tolerance_mm: float = 3.0,
+    iterations: int = 5,
+) -> NDArray:
+    """Replace outliers by the local median, then smooth.
+
+    A value further than ``tolerance_mm`` from the median of its ``rings``-ring
+    neighbourhood is replaced by that median; NaNs are filled the same way.
+    """
+    v = np.asarray(values, dtype=np.float64).copy()
+    hood = _ring_neighbourhood(grid, rings)
+    for _ in range(3):
+        med = np.nanmedian(v[hood], axis=1)
+        bad = ~np.isfinite(v) | (np.abs(v - med) > tolerance_mm)
+        v[bad] = med[bad]
+    if np.any(~np.isfinite(v)):
+        v[~np.isfinite(v)] = np.nanmedian(v)
+    return smooth_on_sphere(v, grid, iterations)
+
+
+def _ring_neighbourhood(grid: SphereGrid, rings: int) -> NDArray[np.int64]:
+    """Indices of each vertex's ``rings``-ring neighbourhood (with repeats, centre first)."""
+    hood = np.concatenate([np.arange(grid.n)[:, None], grid.neighbours], axis=1)
+    for _ in range(rings - 1):
+        hood = np.concatenate([hood, grid.neighbours[hood].reshape(grid.n, -1)], axis=1)
+    return hood
+
+
+def _lookup_table(
+    grid: SphereGrid, values: NDArray, n_theta: int = 181, n_phi: int = 360
+) -> NDArray[np.float64]:
+    theta = np.linspace(0, np.pi, n_theta)
+    phi = np.linspace(-np.pi, np.pi, n_phi, endpoint=False)
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    pts = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1)
+    dist, idx = cKDTree(grid.directions).query(pts.reshape(-1, 3), k=3)
+    w = 1.0 / np.maximum(dist, 1e-9)
+    w /= w.sum(axis=1, keepdims=True)
+    return (np.asarray(values)[idx] * w).sum(axis=1).reshape(n_theta, n_phi)
+
+
+def radius_at(directions: NDArray, grid: SphereGrid, values: NDArray) -> NDArray[np.float64]:
+    """Interpolate a per-direction map at arbitrary unit ``directions`` (K, 3)."""
+    table = _lookup_table(grid, values)
+    n_theta, n_phi = table.shape
+    d = np.asarray(directions, dtype=np.float64)
+    theta = np.arccos(np.clip(d[:, 2], -1, 1))
+    phi = np.arctan2(d[:, 1], d[:, 0])
+    ti = theta / np.pi * (n_theta - 1)
+    pi = (phi + np.pi) / (2 * np.pi) * n_phi
+    padded = np.concatenate([table, table[:, :1]], axis=1)
+    return ndi.map_coordinates(padded, [ti, pi], order=1, mode="nearest")
+
+
+def inside_mask(
+    like: Volume, centre_world: NDArray, grid: SphereGrid, radii_mm: NDArray
+) -> NDArray[np.bool_]:
+    """Voxels of ``like``'s grid whose centre lies inside the star-shaped surface."""
+    rmax = float(np.max(radii_mm)) + 2.0
+    c_vox = like.world_to_voxel(centre_world[None])[0]
+    zoom = np.array(like.zooms_mm)
+    lo = np.maximum(np.floor(c_vox - rmax / zoom).astype(int), 0)
+    hi = np.minimum(np.ceil(c_vox + rmax / zoom).astype(int) + 1, like.shape)
+    out = np.zeros(like.shape, dtype=bool)
+    if np.any(hi <= lo):
+        return out
+    ii, jj, kk = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")
+    world = like.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1))
+    rel = world - centre_world
+    r = np.linalg.norm(rel, axis=1)
+    d = rel / np.maximum(r, 1e-9)[:, None]
+    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = (r < radius_at(d, grid, radii_mm)).reshape(
+        ii.shape
+    )
+    return out
+
+
+def radial_mesh(
+    centre_world: NDArray, grid: SphereGrid, radii_mm: NDArray
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Vertices (world mm) and outward-oriented faces of a star-shaped surface."""
+    verts = centre_world[None, :] + grid.directions * np.asarray(radii_mm)[:, None]
+    return verts, grid.faces.copy()

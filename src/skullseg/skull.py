@@ -1,0 +1,186 @@
+"""Skull surfaces: inner skull, outer skull and scalp as nested star-shaped surfaces.
+
+Method (T1). Rays leave the brain's centre in 10242 directions. Along each
+ray the brain envelope is the last brain voxel; the inner skull lies a
+CSF layer beyond it. The outer skull is the outer edge of the last dark
+(bone-like) run before the soft tissue of the scalp, searched within a
+physiological thickness window, so bright marrow (diploe) between the two
+dark tables stays inside the bone. Each radius map is made robust on the
+sphere (outliers to the local median) and smoothed; then ordering and
+minimum gaps are enforced ray by ray, which makes the three surfaces nest
+exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+
+from .morphology import closing
+from .radial import (
+    SphereGrid,
+    inside_mask,
+    radial_mesh,
+    robust_smooth_on_sphere,
+    sample_profiles,
+    sphere_grid,
+)
+from .volume import Volume
+
+__all__ = ["SkullParams", "SkullSurfaces", "fit_skull_surfaces"]
+
+log = logging.getLogger("skullseg")
+
+
+@dataclass(frozen=True)
+class SkullParams:
+    """Physical bounds of the layered skull model (all in mm)."""
+
+    csf_thickness_mm: float = 2.0
+    dark_fraction: float = 0.55  # bone-like below this fraction of the grey-matter level
+    envelope_closing_mm: float = 10.0
+    min_skull_thickness_mm: float = 1.5
+    max_skull_thickness_mm: float = 14.0
+    default_skull_thickness_mm: float = 6.0
+    min_scalp_thickness_mm: float = 2.0
+    max_radius_mm: float = 140.0
+    step_mm: float = 0.5
+    subdivisions: int = 5
+
+
+@dataclass(frozen=True)
+class SkullSurfaces:
+    """Radius maps (mm) of the three nested surfaces around ``centre_world``."""
+
+    centre_world: NDArray[np.float64]
+    grid: SphereGrid
+    brain_mm: NDArray[np.float64]
+    inner_mm: NDArray[np.float64]
+    outer_mm: NDArray[np.float64]
+    scalp_mm: NDArray[np.float64]
+    info: dict = field(default_factory=dict)
+
+    def mesh(self, which: str) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Vertices and faces of ``'inner'``, ``'outer'`` or ``'scalp'`` in world mm."""
+        radii = {"inner": self.inner_mm, "outer": self.outer_mm, "scalp": self.scalp_mm}[which]
+        return radial_mesh(self.centre_world, self.grid, radii)
+
+    def inside(self, which: str, like: Volume) -> NDArray[np.bool_]:
+        """Voxel mask of the inside of one surface on ``like``'s grid."""
+        radii = {"inner": self.inner_mm, "outer": self.outer_mm, "scalp": self.scalp_mm}[which]
+        return inside_mask(like, self.centre_world, self.grid, radii)
+
+
+def _last_true(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Index of the last True along axis 1 (-1 where none)."""
+    n = mask.shape[1]
+    rev = mask[:, ::-1]
+    last = n - 1 - np.argmax(rev, axis=1)
+    return np.where(mask.any(axis=1), last, -1)
+
+
+def fit_skull_surfaces(
+    image: Volume,
+    head: Volume,
+    brain: Volume,
+    dark_threshold: float,
+    params: SkullParams | None = None,
+) -> SkullSurfaces:
+    """Fit inner skull, outer skull and scalp to a bias-corrected T1 on the working grid.
+
+    Parameters
+    ----------
+    image : Volume
+        Bias-corrected T1 (working grid).
+    head, brain : Volume
+        Head and brain masks on the same grid.
+    dark_threshold : float
+        Intensity below which a voxel looks like bone, CSF or air.
+    params : SkullParams
+        Thickness bounds.
+    """
+    p = params or SkullParams()
+    grid = sphere_grid(p.subdivisions)
+    bidx = np.argwhere(brain.data > 0)
+    centre = image.voxel_to_world(bidx.mean(axis=0)[None])[0]
+    radii = np.arange(0.0, p.max_radius_mm, p.step_mm)
+
+    vox = brain.zooms_mm[0]
+    envelope = ndi.binary_fill_holes(closing(brain.data > 0, p.envelope_closing_mm, vox))
+    brain_prof = (
+        sample_profiles(brain.with_data(envelope.astype(np.float32)), centre, grid, radii) > 0.5
+    )
+    head_prof = (
+        sample_profiles(head.with_data(head.data.astype(np.float32)), centre, grid, radii) > 0.5
+    )
+    img_prof = sample_profiles(image, centre, grid, radii)
+
+    # brain envelope: last brain sample on each ray
+    last_brain = _last_true(brain_prof)
+    brain_r = np.where(last_brain >= 0, radii[np.maximum(last_brain, 0)], np.nan)
+    brain_r = robust_smooth_on_sphere(brain_r, grid, rings=2, tolerance_mm=4.0, iterations=3)
+
+    # scalp: first exit from the head after the brain
+    scalp_r = _first_exit_after(head_prof, radii, brain_r)
+    scalp_r = robust_smooth_on_sphere(scalp_r, grid, rings=1, tolerance_mm=6.0, iterations=1)
+
+    inner_r = brain_r + p.csf_thickness_mm
+
+    # outer skull: outer edge of the last dark run inside the thickness window
+    dark = img_prof < dark_threshold
+    lo = inner_r + p.min_skull_thickness_mm
+    hi = np.minimum(inner_r + p.max_skull_thickness_mm, scalp_r - p.min_scalp_thickness_mm)
+    window = (radii[None, :] >= inner_r[:, None]) & (radii[None, :] <= hi[:, None])
+    last_dark = _last_true(dark & window)
+    outer_r = np.where(last_dark >= 0, radii[np.maximum(last_dark, 0)] + p.step_mm / 2, np.nan)
+    outer_r = np.where(outer_r < lo, lo, outer_r)
+    n_missing = int(np.sum(~np.isfinite(outer_r)))
+    outer_r = np.where(np.isfinite(outer_r), outer_r, inner_r + p.default_skull_thickness_mm)
+    outer_r = robust_smooth_on_sphere(outer_r, grid, rings=2, tolerance_mm=3.0, iterations=4)
+
+    inner_r, outer_r, scalp_r = enforce_nesting(
+        inner_r, outer_r, scalp_r, p.min_skull_thickness_mm, p.min_scalp_thickness_mm
+    )
+    thickness = outer_r - inner_r
+    log.info(
+        "skull surfaces: centre %s mm, thickness median %.1f mm (5-95%%: %.1f-%.1f), "
+        "%d rays without a dark band",
+        np.round(centre, 1),
+        np.median(thickness),
+        np.percentile(thickness, 5),
+        np.percentile(thickness, 95),
+        n_missing,
+    )
+    return SkullSurfaces(
+        centre, grid, brain_r, inner_r, outer_r, scalp_r, info={"rays_without_dark_band": n_missing}
+    )
+
+
+def _first_exit_after(inside: NDArray[np.bool_], radii: NDArray, start_mm: NDArray) -> NDArray:
+    """First radius beyond ``start_mm`` where the ray leaves ``inside`` (last radius if never)."""
+    beyond = radii[None, :] > start_mm[:, None]
+    outside = beyond & ~inside
+    first = np.argmax(outside, axis=1)
+    return np.where(outside.any(axis=1), radii[first], radii[-1])
+
+
+def enforce_nesting(
+    inner: NDArray, outer: NDArray, scalp: NDArray, min_skull_mm: float, min_scalp_mm: float
+) -> tuple[NDArray, NDArray, NDArray]:
+    """Make ``inner + min_skull <= outer`` and ``outer + min_scalp <= scalp`` on every ray.
+
+    Bone wins over scalp where both cannot fit: the scalp is pushed out.
+
+    Examples
+    --------
+    >>> i, o, s = enforce_nesting(np.array([50.]), np.array([50.5]), np.array([51.]), 1.5, 2.0)
+    >>> float(o[0]), float(s[0])
+    (51.5, 53.5)
+    """
+    outer = np.maximum(outer, inner + min_skull_mm)
+    scalp = np.maximum(scalp, outer + min_scalp_mm)
+    return inner, outer, scalp
