@@ -128,9 +128,9 @@ def sampled_counts(
 
 
 def rotated_grid(
-    fine_affine: NDArray, fine_shape: Sequence[int], voxel_mm: float, angles: NDArray
+    fine_affine: NDArray, box: Sequence[slice], voxel_mm: float, angles: NDArray
 ) -> tuple[NDArray, tuple[int, int, int]]:
-    """A voxel_mm grid rotated by Euler ``angles`` (rad) covering the fine field of view."""
+    """A voxel_mm grid rotated by Euler ``angles`` (rad) covering the fine voxel ``box``."""
     rot = np.eye(3)
     for axis, angle in enumerate(angles):
         c, s = np.cos(angle), np.sin(angle)
@@ -138,7 +138,7 @@ def rotated_grid(
         a, b = [i for i in range(3) if i != axis]
         r[a, a], r[a, b], r[b, a], r[b, b] = c, -s, s, c
         rot = r @ rot
-    corners = np.array(np.meshgrid(*[[0, s - 1] for s in fine_shape])).reshape(3, -1).T
+    corners = np.array(np.meshgrid(*[[b.start, b.stop - 1] for b in box])).reshape(3, -1).T
     world = corners @ fine_affine[:3, :3].T + fine_affine[:3, 3]
     local = world @ rot  # coordinates along the rotated axes
     lo, hi = local.min(0), local.max(0)
@@ -182,8 +182,8 @@ def tissue_fractions(counts: NDArray[np.uint8], zooms: Sequence[float], rng: np.
     below_skin = ndimage.distance_transform_edt(head, sampling=zooms) > 2.0
     fat = below_skin / (1.0 + np.exp(-(smooth_noise(rng, counts.shape[1:], 4) - 0.3) / 0.15))
     fat = fat.astype(np.float32)
-    frac = {name: counts[c].astype(np.float32) / n for name, c in
-            (("bg", BG), ("wm", WM), ("gm", GM), ("csf", CSF), ("cavity", CAVITY))}  # fmt: skip
+    pairs = (("bg", BG), ("wm", WM), ("gm", GM), ("csf", CSF), ("cavity", CAVITY))
+    frac = {name: counts[c].astype(np.float32) / n for name, c in pairs}
     b, s = counts[BONE].astype(np.float32) / n, counts[SOFT].astype(np.float32) / n
     frac |= {"bone": b * (1 - diploe), "diploe": b * diploe, "soft": s * (1 - fat), "fat": s * fat}
     return frac
@@ -256,7 +256,9 @@ def simulate_head(
             [[f, 0, 0, (f - 1) / 2], [0, f, 0, (f - 1) / 2], [0, 0, f, (f - 1) / 2], [0, 0, 0, 1]]
         )
     else:
-        affine, shape = rotated_grid(fine_affine, classes.shape, voxel_mm, angles)
+        head = ndimage.find_objects((classes != BG).view(np.uint8))[0]
+        box = [slice(max(b.start - 8, 0), b.stop + 8) for b in head]  # 4 mm margin
+        affine, shape = rotated_grid(fine_affine, box, voxel_mm, angles)
         counts = sampled_counts(classes, fine_affine, affine, shape, max(2, round(factor)))
     del classes
     zooms = Volume(counts[0], affine).zooms_mm
@@ -315,9 +317,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     params: dict = {}
     vols = simulate_head(
-        args.labels, args.seed, args.voxel_mm, args.contrast, args.rotate_deg,
-        not args.no_reorient, params,
-    )  # fmt: skip
+        args.labels,
+        args.seed,
+        args.voxel_mm,
+        args.contrast,
+        args.rotate_deg,
+        not args.no_reorient,
+        params,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     for name, vol in vols.items():
         save(vol, args.out / f"{name}.nii.gz", np.uint8 if name == "truth_labels" else np.int16)

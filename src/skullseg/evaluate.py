@@ -75,7 +75,7 @@ def vault_mask(mask: Volume, depth_mm: float = 70.0) -> Volume:
     """The skull vault region: every voxel within ``depth_mm`` below the top of ``mask``.
 
     Our benchmark defines the vault as "the part of the skull within 70 mm of its
-    top": the top is the highest world z (superior) of any voxel of ``mask``, and
+    top": the top is the highest world z (superior) of any voxel centre of ``mask``, and
     the region holds all voxels of the grid whose centre has ``z >= top - depth_mm``.
     Pass the *reference* skull mask and apply the returned region to both the
     prediction and the reference, so both are cut by the same axial plane.
@@ -89,20 +89,14 @@ def vault_mask(mask: Volume, depth_mm: float = 70.0) -> Volume:
     >>> vault_mask(Volume(m, np.eye(4)), depth_mm=3).data[0, 0].astype(int).tolist()
     [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
     """
-    z = _world_z(mask)
     inside = np.asarray(mask.data).astype(bool)
     if not inside.any():
         return mask.with_data(np.zeros(mask.shape, bool))
-    top = float(z[inside].max())
-    return mask.with_data(z >= top - depth_mm - 1e-6)
-
-
-def _world_z(vol: Volume) -> NDArray[np.float32]:
-    """World z of every voxel centre (float32, broadcast without index copies)."""
-    a = vol.affine[2]
-    i, j, k = (np.arange(n, dtype=np.float32) for n in vol.shape)
+    a = mask.affine[2]  # world z of every voxel centre, by broadcasting
+    i, j, k = (np.arange(n, dtype=np.float64) for n in mask.shape)
     z = a[0] * i[:, None, None] + a[1] * j[None, :, None] + a[2] * k[None, None, :] + a[3]
-    return np.broadcast_to(z, vol.shape).astype(np.float32)
+    z = np.broadcast_to(z, mask.shape)
+    return mask.with_data(z >= z[inside].max() - depth_mm - 1e-6)
 
 
 # -- voxel masks -----------------------------------------------------------------------------
@@ -299,39 +293,23 @@ def _point_triangle_distance(p: NDArray, a: NDArray, b: NDArray, c: NDArray) -> 
     def dot(u: NDArray, v: NDArray) -> NDArray:
         return np.einsum("ij,ij->i", u, v)
 
-    d1, d2, d3, d4, d5, d6 = (
-        dot(ab, ap),
-        dot(ac, ap),
-        dot(ab, bp),
-        dot(ac, bp),
-        dot(ab, cp),
-        dot(ac, cp),
-    )
+    d1, d2, d3, d4, d5, d6 = (dot(e, q) for q in (ap, bp, cp) for e in (ab, ac))
     va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+    # Voronoi regions of the triangle, applied from the lowest priority up.
     with np.errstate(divide="ignore", invalid="ignore"):
-        v_ab = d1 / (d1 - d3)
-        w_ac = d2 / (d2 - d6)
-        w_bc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
         denom = 1.0 / (va + vb + vc)
-        choices = [
-            a,
-            b,
-            a + v_ab[:, None] * ab,
-            c,
-            a + w_ac[:, None] * ac,
-            b + w_bc[:, None] * (c - b),
-            a + (vb * denom)[:, None] * ab + (vc * denom)[:, None] * ac,
-        ]
-    conds = [
-        (d1 <= 0) & (d2 <= 0),
-        (d3 >= 0) & (d4 <= d3),
-        (vc <= 0) & (d1 >= 0) & (d3 <= 0),
-        (d6 >= 0) & (d5 <= d6),
-        (vb <= 0) & (d2 >= 0) & (d6 <= 0),
-        (va <= 0) & (d4 >= d3) & (d5 >= d6),
-        np.ones(len(p), bool),
-    ]
-    closest = np.select([c_[:, None] for c_ in conds], choices)
+        closest = a + (vb * denom)[:, None] * ab + (vc * denom)[:, None] * ac  # interior
+        w_bc = ((d4 - d3) / ((d4 - d3) + (d5 - d6)))[:, None]
+        closest = np.where(
+            ((va <= 0) & (d4 >= d3) & (d5 >= d6))[:, None], b + w_bc * (c - b), closest
+        )
+        w_ac = (d2 / (d2 - d6))[:, None]
+        closest = np.where(((vb <= 0) & (d2 >= 0) & (d6 <= 0))[:, None], a + w_ac * ac, closest)
+        closest = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, closest)
+        v_ab = (d1 / (d1 - d3))[:, None]
+        closest = np.where(((vc <= 0) & (d1 >= 0) & (d3 <= 0))[:, None], a + v_ab * ab, closest)
+        closest = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, closest)
+        closest = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, closest)
     dist = np.linalg.norm(p - closest, axis=1)
     corners = np.min([np.linalg.norm(p - x, axis=1) for x in (a, b, c)], axis=0)
     return np.where(np.isfinite(dist), np.minimum(dist, corners), corners)
@@ -383,10 +361,7 @@ def surface_to_surface_distance(
     both = np.concatenate([ab, ba])
     out = {}
     for name, d in (("a_to_b", ab), ("b_to_a", ba)):
-        out |= {
-            f"mean_{name}": d.mean(),
-            f"p95_{name}": np.percentile(d, 95),
-            f"max_{name}": d.max(),
-        }
+        out |= {f"mean_{name}": d.mean(), f"p95_{name}": np.percentile(d, 95)}
+        out[f"max_{name}"] = d.max()
     out |= {"mean_symmetric": both.mean(), "p95_symmetric": np.percentile(both, 95)}
     return {k: float(v) for k, v in out.items()}

@@ -25,8 +25,8 @@ def n4_bias_correct(
     vol: Volume,
     mask: Volume,
     *,
-    shrink: int = 4,
-    iterations: int = 40,
+    shrink: int = 6,
+    iterations: int = 25,
     spline_distance_mm: float = 100.0,
 ) -> Volume:
     """N4 bias-field correction (Tustison 2010, SimpleITK) fitted inside ``mask``.

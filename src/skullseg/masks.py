@@ -14,7 +14,6 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
-from .intensity import fit_gmm_1d
 from .morphology import closing, dilate, erode, fill_holes_2d, largest_component
 from .volume import Volume
 
@@ -69,12 +68,14 @@ def head_mask(vol: Volume, *, closing_mm: float = 6.0) -> Volume:
 
 @dataclass(frozen=True)
 class BrainLevels:
-    """Class means inside the brain: CSF, grey matter, white matter (image units)."""
+    """Intensity reference inside the brain (image units)."""
 
-    csf: float
-    gm: float
-    wm: float
-    wm_sigma: float
+    wm: float  # white matter: the upper mode of the brain's centre
+
+    @property
+    def dark(self) -> float:
+        """Below this a voxel looks like bone, CSF or air in a T1 (0.45 x WM)."""
+        return 0.45 * self.wm
 
 
 def brain_centre(head: Volume, *, depth_mm: float = 65.0) -> np.ndarray:
@@ -94,15 +95,23 @@ def brain_centre(head: Volume, *, depth_mm: float = 65.0) -> np.ndarray:
 
 
 def brain_levels(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> BrainLevels:
-    """CSF / GM / WM levels from a 3-class 1D mixture inside a sphere at the brain centre."""
+    """White-matter level: the 75th percentile inside a sphere at the brain centre.
+
+    The sphere holds mostly white and deep grey matter, so its upper half is
+    white matter whatever the contrast or scanner.
+    """
     vox = vol.zooms_mm[0]
     c = brain_centre(head)
-    idx = np.indices(vol.shape, dtype=np.float32)
-    r2 = sum(((idx[k] - c[k]) * vox) ** 2 for k in range(3))
-    inside = (r2 < radius_mm**2) & (head.data > 0)
-    means, sig, _ = fit_gmm_1d(vol.data[inside], 3)
-    lv = BrainLevels(float(means[0]), float(means[1]), float(means[2]), float(sig[2]))
-    log.info("brain levels: CSF %.3g, GM %.3g, WM %.3g", lv.csf, lv.gm, lv.wm)
+    r = radius_mm / vox
+    lo = np.maximum(np.floor(c - r).astype(int), 0)
+    hi = np.minimum(np.ceil(c + r).astype(int) + 1, vol.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    ii, jj, kk = np.ogrid[box]
+    r2 = (ii - c[0]) ** 2 + (jj - c[1]) ** 2 + (kk - c[2]) ** 2
+    inside = (r2 < r**2) & (head.data[box] > 0)
+    values = vol.data[box][inside]
+    lv = BrainLevels(float(np.percentile(values, 75)))
+    log.info("brain levels: white matter %.3g", lv.wm)
     return lv
 
 
@@ -130,13 +139,12 @@ def brain_mask(
     skin_margin_mm : float
         The brain is at least this far inside the skin.
     lower_fraction : float
-        The lower threshold sits this fraction of the way from the CSF level to
-        the grey-matter level.
+        Voxels darker than this fraction of the white-matter level are not brain.
     """
     vox = vol.zooms_mm[0]
     data = ndi.gaussian_filter(vol.data.astype(np.float32), 0.6 / vox)
-    lower = levels.csf + lower_fraction * (levels.gm - levels.csf)
-    upper = levels.wm + 4.0 * levels.wm_sigma
+    lower = lower_fraction * levels.wm
+    upper = 1.3 * levels.wm
     cand = (data > lower) & (data < upper) & erode(head.data > 0, skin_margin_mm, vox)
     core = erode(cand, erosion_mm, vox)
     core = _central_component(core, head)
@@ -145,7 +153,7 @@ def brain_mask(
     grown = closing(grown, 2.0, vox)
     grown = ndi.binary_fill_holes(grown)
     log.info(
-        "brain mask: %.0f mL (GM/CSF threshold %.3g)", grown.sum() * vol.voxel_volume_ml, lower
+        "brain mask: %.0f mL (lower threshold %.3g)", grown.sum() * vol.voxel_volume_ml, lower
     )
     return vol.with_data(grown.astype(np.uint8))
 
@@ -175,7 +183,7 @@ def adaptive_brain_mask(
     head: Volume,
     levels: BrainLevels,
     *,
-    fractions: tuple[float, ...] = (0.6, 0.45, 0.3, 0.15, 0.0),
+    fractions: tuple[float, ...] = (0.8, 0.72, 0.64, 0.56, 0.48),
     max_jump: float = 1.3,
     max_brain_ml: float = 2000.0,
 ) -> Volume:
@@ -203,5 +211,5 @@ def adaptive_brain_mask(
         if ml > max_brain_ml or (prev is not None and ml > max_jump * prev):
             break
         chosen, prev = f, ml
-    log.info("brain threshold: fraction %.2f of the way from CSF to GM", chosen)
+    log.info("brain threshold: %.2f x white matter", chosen)
     return brain_mask(vol, head, levels, lower_fraction=chosen)

@@ -112,16 +112,6 @@ def largest_components(mask: NDArray, min_voxels: int) -> NDArray[np.bool_]:
     return keep[labels]
 
 
-def _fill_small_cavities(mask: NDArray[np.bool_], max_voxels: int) -> NDArray[np.bool_]:
-    """Fill enclosed background pockets (6-connected) smaller than ``max_voxels``."""
-    labels, n = ndimage.label(~np.pad(mask, 1))  # padding: the outside is one component
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    fill = sizes < max_voxels
-    fill[0] = False
-    fill[labels[0, 0, 0]] = False
-    return mask | fill[labels][1:-1, 1:-1, 1:-1]
-
-
 # -- mesh topology ------------------------------------------------------------------------
 def _n_used(faces: NDArray) -> int:
     """Number of vertices referenced by ``faces``."""
@@ -154,30 +144,57 @@ def _signed_volumes_mm3(vertices: NDArray, faces: NDArray, labels: NDArray, n: i
     return np.bincount(labels, np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0, minlength=n)
 
 
-def _winding_number(point: NDArray, vertices: NDArray, faces: NDArray) -> float:
-    """Generalised winding number of a closed surface around ``point`` (Van Oosterom)."""
-    a, b, c = (vertices[faces[:, i]] - point for i in range(3))
-    la, lb, lc = (np.linalg.norm(x, axis=1) for x in (a, b, c))
-    det = np.einsum("ij,ij->i", a, np.cross(b, c))
-    den = la * lb * lc + np.einsum("ij,ij->i", a, b) * lc
-    den += np.einsum("ij,ij->i", a, c) * lb + np.einsum("ij,ij->i", b, c) * la
-    return float(np.arctan2(det, den).sum() / (2 * np.pi))
+_RAY_FRAME = np.linalg.qr([[0.93, 0.29, -0.22], [-0.31, 0.95, 0.07], [0.19, 0.12, 0.97]])[0]
+
+
+def _group_offsets(n: NDArray) -> NDArray:
+    """``[0..n0-1, 0..n1-1, ...]`` for counts ``n = [n0, n1, ...]``."""
+    return np.arange(n.sum(), dtype=n.dtype) - np.repeat(np.cumsum(n) - n, n)
+
+
+def _grid_entries(lo: NDArray, hi: NDArray, cell_mm: float) -> tuple[NDArray, NDArray]:
+    """Every (box, grid cell) incidence of boxes ``lo..hi`` (>= 0), sorted by cell key."""
+    ilo = np.floor(lo / cell_mm).astype(np.int32)
+    span = np.floor(hi / cell_mm).astype(np.int32) - ilo + 1
+    counts = span.prod(1)
+    box = np.repeat(np.arange(len(lo), dtype=np.int32), counts)
+    rest, cells = _group_offsets(counts), ilo[box]
+    for d in range(lo.shape[1]):
+        cells[:, d] += rest % span[box, d]
+        rest //= span[box, d]
+    key = np.ravel_multi_index(cells.T.astype(np.int64), cells.max(0).astype(np.int64) + 1)
+    order = np.argsort(key)
+    return box[order], key[order]
 
 
 def _nesting_depths(vertices: NDArray, faces: NDArray, labels: NDArray, n: int) -> NDArray:
-    """For each body, how many other bodies enclose it."""
-    depth = np.zeros(n, np.int64)
+    """For each body, how many other bodies enclose it: the parity of crossings with each
+    other body of a ray cast, in a generic direction, from one of its face centroids."""
     if n < 2:
-        return depth
-    parts = [faces[labels == i] for i in range(n)]
-    boxes = [(vertices[p].min((0, 1)), vertices[p].max((0, 1))) for p in parts]
-    for i in range(n):
-        probe = vertices[parts[i][0, 0]]
-        for j in range(n):
-            inside_box = np.all(boxes[i][0] >= boxes[j][0]) and np.all(boxes[i][1] <= boxes[j][1])
-            if j != i and inside_box:
-                depth[i] += abs(round(_winding_number(probe, vertices, parts[j])))
-    return depth
+        return np.zeros(n, np.int64)
+    tri = (vertices @ _RAY_FRAME)[faces]  # the ray runs along the first rotated axis
+    probe = tri[np.unique(labels, return_index=True)[1]].mean(1)
+    lo, hi = tri[:, :, 1:].min(1), tri[:, :, 1:].max(1)
+    origin, cell_mm = lo.min(0), max(float(np.median((hi - lo).max(1))), 1e-9)
+    box, key = _grid_entries(lo - origin, hi - origin, cell_mm)
+    cells = np.floor((probe[:, 1:] - origin) / cell_mm).astype(np.int64)
+    dims = np.floor((hi.max(0) - origin) / cell_mm).astype(np.int64) + 1
+    probe_key = np.ravel_multi_index(np.clip(cells, 0, dims - 1).T, dims)
+    start = np.searchsorted(key, probe_key, "left")
+    count = np.searchsorted(key, probe_key, "right") - start
+    body = np.repeat(np.arange(n), count)
+    t = box[np.repeat(start, count) + _group_offsets(count)]
+    a, b, c, p = tri[t, 0], tri[t, 1], tri[t, 2], probe[body]
+
+    def area(u: NDArray, v: NDArray) -> NDArray:  # signed area of (u, v, p) in the y-z plane
+        return (v[:, 1] - u[:, 1]) * (p[:, 2] - u[:, 2]) - (v[:, 2] - u[:, 2]) * (p[:, 1] - u[:, 1])
+
+    w = np.stack([area(b, c), area(c, a), area(a, b)], axis=1)  # barycentric weights of a, b, c
+    inside = np.all(w > 0, axis=1) | np.all(w < 0, axis=1)
+    x = (w * np.stack([a[:, 0], b[:, 0], c[:, 0]], axis=1)).sum(1) / np.where(inside, w.sum(1), 1)
+    hit = inside & (x > p[:, 0]) & (labels[t] != body)
+    pair, crossings = np.unique(body[hit] * n + labels[t[hit]], return_counts=True)
+    return np.bincount(pair[crossings % 2 == 1] // n, minlength=n)
 
 
 def _orient_outward(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
@@ -203,52 +220,71 @@ def _segment_crosses(p: NDArray, q: NDArray, tri: NDArray) -> NDArray[np.bool_]:
     return straddles & (np.all(s > 0, axis=0) | np.all(s < 0, axis=0))
 
 
-def _candidate_pairs(tri: NDArray) -> NDArray[np.int64]:
-    """Pairs of triangles whose bounding boxes share a grid cell (broad phase)."""
-    lo, hi = tri.min(1), tri.max(1)
-    cell_mm = max(float(np.median((hi - lo).max(1))), 1e-9)
-    ilo = np.floor((lo - lo.min(0)) / cell_mm).astype(np.int64)
-    span = np.floor((hi - lo.min(0)) / cell_mm).astype(np.int64) - ilo + 1
-    counts = span.prod(1)
-    tid = np.repeat(np.arange(len(tri)), counts)
-    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    sx, sy = span[tid, 0], span[tid, 1]
-    cell = ilo[tid] + np.stack([local % sx, (local // sx) % sy, local // (sx * sy)], axis=1)
-    dims = cell.max(0) + 1
-    key = (cell[:, 0] * dims[1] + cell[:, 1]) * dims[2] + cell[:, 2]
-    order = np.argsort(key, kind="stable")
-    key, tid = key[order], tid[order]
+def _crossing_candidates(lo: NDArray, hi: NDArray, faces: NDArray) -> NDArray[np.int64]:
+    """Pairs of faces sharing no vertex whose boxes ``lo..hi`` overlap (grid broad phase)."""
+    lo, hi = lo - lo.min(0), hi - lo.min(0)
+    box, key = _grid_entries(lo, hi, 1.5 * max(float(np.median((hi - lo).max(1))), 1e-9))
     new = np.r_[True, key[1:] != key[:-1]]
-    group_end = np.r_[np.flatnonzero(new)[1:], len(key)][np.cumsum(new) - 1]
-    after = group_end - np.arange(len(key)) - 1
-    i = np.repeat(np.arange(len(key)), after)
-    j = i + 1 + np.arange(after.sum()) - np.repeat(np.cumsum(after) - after, after)
-    a, b = np.minimum(tid[i], tid[j]), np.maximum(tid[i], tid[j])
-    pairs = np.sort(a * len(tri) + b)  # np.unique without options hashes: much slower
-    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
-    return np.stack([pairs // len(tri), pairs % len(tri)], axis=1)
+    group_end = np.r_[np.flatnonzero(new)[1:], len(key)].astype(np.int32)[np.cumsum(new) - 1]
+    after = group_end - np.arange(len(key), dtype=np.int32) - 1  # later entries in the cell
+    a = box[np.repeat(np.arange(len(key), dtype=np.int32), after)]
+    b = box[np.repeat(np.arange(len(key), dtype=np.int32), after) + 1 + _group_offsets(after)]
+    for d in range(3):  # axis by axis: each pass shrinks the next
+        ok = (lo[a, d] <= hi[b, d]) & (lo[b, d] <= hi[a, d])
+        a, b = a[ok], b[ok]
+    f32 = faces.astype(np.int32)
+    fa, fb = f32[a], f32[b]
+    apart = ~(fa[:, :, None] == fb[:, None, :]).any((1, 2))
+    a, b = a[apart].astype(np.int64), b[apart].astype(np.int64)
+    pairs = np.unique(np.minimum(a, b) * len(lo) + np.maximum(a, b))  # a cell pair repeats
+    return np.stack([pairs // len(lo), pairs % len(lo)], axis=1)
 
 
-def _count_self_intersections(surface: Surface, chunk: int = 500_000) -> int:
-    """Count pairs of non-adjacent triangles that properly intersect each other."""
-    v, f = surface.vertices, surface.faces
-    if len(f) < 2:
-        return 0
-    tri = v[f]
-    pairs = _candidate_pairs(tri)
-    lo, hi = tri.min(1), tri.max(1)
-    pairs = pairs[np.all((lo[pairs[:, 0]] <= hi[pairs[:, 1]]) & (lo[pairs[:, 1]] <= hi[pairs[:, 0]]), 1)]
-    shared = (f[pairs[:, 0], :, None] == f[pairs[:, 1], None, :]).any((1, 2))
-    pairs = pairs[~shared]
-    hits = 0
-    for start in range(0, len(pairs), chunk):
-        ta, tb = tri[pairs[start : start + chunk, 0]], tri[pairs[start : start + chunk, 1]]
-        hit = np.zeros(len(ta), bool)
+def _separated(u: NDArray, w: NDArray) -> NDArray[np.bool_]:
+    """Triangles ``w`` lie strictly on one side of the planes of triangles ``u``."""
+    side = np.stack([_orient3d(u[:, 0], u[:, 1], u[:, 2], w[:, k]) for k in range(3)])
+    return np.all(side > 0, axis=0) | np.all(side < 0, axis=0)
+
+
+def _pairs_cross(tri: NDArray, pairs: NDArray, chunk: int = 500_000) -> NDArray[np.bool_]:
+    """For each pair of triangles, whether an edge of one properly crosses the other."""
+    hit = np.zeros(len(pairs), bool)
+    for s in range(0, len(pairs), chunk):
+        ta, tb = tri[pairs[s : s + chunk, 0]], tri[pairs[s : s + chunk, 1]]
+        split = ~(_separated(ta, tb) | _separated(tb, ta))  # cheap rejection first
+        ta, tb, found = ta[split], tb[split], np.zeros(split.sum(), bool)
         for k in range(3):
-            hit |= _segment_crosses(ta[:, k], ta[:, (k + 1) % 3], tb)
-            hit |= _segment_crosses(tb[:, k], tb[:, (k + 1) % 3], ta)
-        hits += int(hit.sum())
-    return hits
+            found |= _segment_crosses(ta[:, k], ta[:, (k + 1) % 3], tb)
+            found |= _segment_crosses(tb[:, k], tb[:, (k + 1) % 3], ta)
+        hit[s : s + chunk][split] = found
+    return hit
+
+
+def _count_self_intersections(surface: Surface) -> int:
+    """Number of pairs of triangles sharing no vertex that properly cross each other."""
+    if len(surface.faces) < 2:
+        return 0
+    tri = surface.vertices[surface.faces]
+    return int(_pairs_cross(tri, _crossing_candidates(tri.min(1), tri.max(1), surface.faces)).sum())
+
+
+def _untangle(vertices: NDArray, reference: NDArray, faces: NDArray, rounds: int = 10) -> NDArray:
+    """Move vertices around crossing triangles back to their ``reference`` (crossing-free)
+    positions, growing the reverted patch until nothing crosses."""
+    v, changed = vertices.copy(), np.ones(len(faces), bool)
+    for _ in range(rounds):
+        tri = v[faces]
+        pairs = _crossing_candidates(tri.min(1), tri.max(1), faces)
+        pairs = pairs[changed[pairs].any(1)]  # other pairs were crossing-free already
+        hit = _pairs_cross(tri, pairs)
+        if not hit.any():
+            return v
+        moved = np.zeros(len(v), bool)
+        moved[faces[pairs[hit]].ravel()] = True
+        moved[faces[moved[faces].any(1)].ravel()] = True  # and their one-ring
+        v[moved] = reference[moved]
+        changed = moved[faces].any(1)
+    return reference.copy()
 
 
 def _pinch_free(faces: NDArray) -> bool:
@@ -313,28 +349,38 @@ def _compact(vertices: NDArray, faces: NDArray) -> tuple[NDArray, NDArray]:
     return vertices[used], inverse.reshape(faces.shape)
 
 
-def _decimate(vertices: NDArray, faces: NDArray, target_faces: int | None) -> tuple[NDArray, NDArray]:
-    """Quadric decimation to <= ``target_faces``; falls back to milder settings if the result
-    is not a closed manifold with the same bodies, and to no decimation at all."""
+def _drop_fins(faces: NDArray) -> NDArray:
+    """Remove faces whose three vertices another face also uses (back-to-back pairs)."""
+    n = int(faces.max()) + 1
+    fs = np.sort(faces, axis=1)
+    _, inverse, counts = np.unique(
+        (fs[:, 0] * n + fs[:, 1]) * n + fs[:, 2], return_inverse=True, return_counts=True
+    )
+    return faces[counts[inverse] == 1]
+
+
+def _decimate(
+    vertices: NDArray, faces: NDArray, target_faces: int | None
+) -> tuple[NDArray, NDArray]:
+    """Quadric decimation to <= ``target_faces``. A result that is not a crossing-free closed
+    manifold with the same bodies is rejected for a gentler try; the last resort is none."""
     if target_faces is None or len(faces) <= target_faces:
         return vertices, faces
     import fast_simplification
 
     n_bodies = _face_bodies(len(vertices), faces)[1]
-    # (face count, aggressiveness): the requested count (two tries), then less decimation
-    attempts = [(1.0, 7.0), (0.9, 8.0), (1.5, 7.0), (2.5, 7.0)]
-    for fraction, aggressiveness in attempts:
+    for fraction, aggressiveness in [(1.0, 7.0), (0.9, 8.0), (1.5, 7.0), (2.5, 7.0)]:
         count = int(fraction * target_faces)
         if count >= len(faces):
             break
         v, f = fast_simplification.simplify(vertices, faces, target_count=count, agg=aggressiveness)
-        f = np.asarray(f, np.int64)
-        fs = np.sort(f, axis=1)
-        _, inverse, counts = np.unique(
-            (fs[:, 0] * len(v) + fs[:, 1]) * len(v) + fs[:, 2], return_inverse=True, return_counts=True
-        )
-        v, f = _compact(np.asarray(v, np.float64), f[counts[inverse] == 1])  # drop fins
-        if _is_manifold(Surface(v, f)) and _face_bodies(len(v), f)[1] == n_bodies:
+        v, f = _compact(np.asarray(v, np.float64), _drop_fins(np.asarray(f, np.int64)))
+        candidate = Surface(v, f)
+        if (
+            _is_manifold(candidate)
+            and _face_bodies(len(v), f)[1] == n_bodies
+            and _count_self_intersections(candidate) == 0
+        ):
             return v, f
     return vertices, faces
 
@@ -349,13 +395,16 @@ def mask_to_surface(
 ) -> Surface:
     """Mesh the non-zero voxels of ``mask`` as a closed, outward-oriented surface in world mm.
 
-    Steps: drop 26-connected components and fill enclosed cavities smaller than
-    ``min_component_ml``; pad so the surface closes at the grid border; blur lightly
-    (``blur_sigma_voxels``) and run marching cubes at 0.5; map vertex indices through the
-    full affine (any voxel size, flips, permutations); Taubin smoothing; quadric decimation
-    to at most ``target_faces`` (undone step by step if it breaks the manifold); orient every
-    shell so normals point from material to empty space (a cavity shell inside a body is
-    reversed, so the total signed volume is the material volume).
+    Steps: drop 26-connected components smaller than ``min_component_ml``; crop and pad so
+    the surface closes at the grid border; blur lightly (``blur_sigma_voxels``) and run
+    marching cubes at 0.5; map vertex indices through the full affine (any voxel size, flips,
+    permutations); drop shells enclosing less than ``min_component_ml`` (bits split off by
+    the blur; small enclosed bubbles, which fills them); Taubin smoothing, undone locally
+    wherever it made triangles cross; quadric decimation to at most ``target_faces`` (a try
+    that breaks the manifold, splits bodies or makes crossings is replaced by a gentler one,
+    up to 2.5 x ``target_faces``, else none); orient every shell so normals point from
+    material into empty space (a cavity shell inside a body is reversed, so the total signed
+    volume is the material volume).
 
     Parameters
     ----------
@@ -366,7 +415,7 @@ def mask_to_surface(
     target_faces : int or None
         Upper bound on the face count; ``None`` keeps the marching-cubes resolution.
     min_component_ml : float
-        Components and enclosed cavities smaller than this (millilitres) are dropped/filled.
+        Components and enclosed bubbles smaller than this (millilitres) are dropped/filled.
     blur_sigma_voxels : float
         Gaussian sigma, in voxels per axis, applied before marching cubes (0 disables).
 
@@ -384,8 +433,9 @@ def mask_to_surface(
     >>> info["watertight"], info["outward_normals"], round(info["volume_ml"], 1)
     (True, True, 14.1)
     """
+    min_mm3 = 1000.0 * min_component_ml
     min_voxels = int(np.ceil(min_component_ml / mask.voxel_volume_ml))
-    solid = _fill_small_cavities(largest_components(mask.data, min_voxels), min_voxels)
+    solid = largest_components(mask.data, min_voxels)
     if not solid.any():
         raise ValueError(f"mask has no component of at least {min_component_ml} ml")
     pad = 2 + int(np.ceil(4 * blur_sigma_voxels))
@@ -408,8 +458,14 @@ def mask_to_surface(
     vertices = mask.voxel_to_world(ijk)
     if np.linalg.det(mask.affine[:3, :3]) < 0:
         faces = faces[:, ::-1]  # a mirroring affine reverses the winding
+    labels, n = _face_bodies(len(vertices), faces)  # blurring can split off small bodies
+    volumes_mm3 = _signed_volumes_mm3(vertices, faces, labels, n)
+    vertices, faces = _compact(vertices, faces[np.abs(volumes_mm3)[labels] >= min_mm3])
+    if not len(faces):
+        raise ValueError(f"mask has no component of at least {min_component_ml} ml")
     if smooth_iterations > 0:
-        vertices = taubin_smooth(vertices, faces, iterations=smooth_iterations)
+        smoothed = taubin_smooth(vertices, faces, iterations=smooth_iterations)
+        vertices = _untangle(smoothed, vertices, faces)
     vertices, faces = _decimate(vertices, faces, target_faces)
     return Surface(vertices, _orient_outward(vertices, faces))
 

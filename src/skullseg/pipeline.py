@@ -123,13 +123,14 @@ def segment(
     with timer.stage("skull surfaces"):
         p = params or SkullParams()
         surfaces = fit_skull_surfaces(
-            work, head, brain, dark_threshold=p.dark_fraction * levels.gm, params=p
+            work, head, brain, dark_threshold=p.dark_fraction * levels.wm, params=p
         )
     with timer.stage("labels"):
         h = head.data > 0
-        inner = surfaces.inside("inner", work) & h
-        outer = (surfaces.inside("outer", work) & h) | inner
-        air = air_cavities(work, h, outer, air_threshold=0.25 * levels.gm)
+        inner, outer = surfaces.inside_all(work)
+        inner &= h
+        outer = (outer & h) | inner
+        air = air_cavities(work, h, outer, air_threshold=0.2 * levels.wm)
         lab_work = work.with_data(assemble_labels(h, brain.data > 0, inner, outer, air))
         lab_in = to_input_grid(lab_work, image)
     return SegmentResult(lab_in, lab_work, work, surfaces, timer.timings, warnings)

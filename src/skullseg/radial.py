@@ -28,6 +28,7 @@ __all__ = [
     "robust_smooth_on_sphere",
     "radius_at",
     "inside_mask",
+    "inside_masks",
     "radial_mesh",
 ]
 
@@ -148,27 +149,39 @@ def radius_at(directions: NDArray, grid: SphereGrid, values: NDArray) -> NDArray
     return ndi.map_coordinates(padded, [ti, pi], order=1, mode="nearest")
 
 
-def inside_mask(
-    like: Volume, centre_world: NDArray, grid: SphereGrid, radii_mm: NDArray
-) -> NDArray[np.bool_]:
-    """Voxels of ``like``'s grid whose centre lies inside the star-shaped surface."""
-    rmax = float(np.max(radii_mm)) + 2.0
+def inside_masks(
+    like: Volume, centre_world: NDArray, grid: SphereGrid, radii_list: list[NDArray]
+) -> list[NDArray[np.bool_]]:
+    """Voxels of ``like``'s grid inside each star-shaped surface (one pass over the voxels)."""
+    rmax = max(float(np.max(r)) for r in radii_list) + 2.0
     c_vox = like.world_to_voxel(centre_world[None])[0]
     zoom = np.array(like.zooms_mm)
     lo = np.maximum(np.floor(c_vox - rmax / zoom).astype(int), 0)
     hi = np.minimum(np.ceil(c_vox + rmax / zoom).astype(int) + 1, like.shape)
-    out = np.zeros(like.shape, dtype=bool)
+    outs = [np.zeros(like.shape, dtype=bool) for _ in radii_list]
     if np.any(hi <= lo):
-        return out
+        return outs
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
     ii, jj, kk = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")
     world = like.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1))
+    del ii, jj, kk
     rel = world - centre_world
     r = np.linalg.norm(rel, axis=1)
-    d = rel / np.maximum(r, 1e-9)[:, None]
-    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = (r < radius_at(d, grid, radii_mm)).reshape(
-        ii.shape
-    )
-    return out
+    keep = r < rmax
+    d = rel[keep] / np.maximum(r[keep], 1e-9)[:, None]
+    shape = tuple(b - a for a, b in zip(lo, hi))
+    for out, radii in zip(outs, radii_list):
+        flat = np.zeros(r.shape, dtype=bool)
+        flat[keep] = r[keep] < radius_at(d, grid, radii)
+        out[box] = flat.reshape(shape)
+    return outs
+
+
+def inside_mask(
+    like: Volume, centre_world: NDArray, grid: SphereGrid, radii_mm: NDArray
+) -> NDArray[np.bool_]:
+    """Voxels of ``like``'s grid whose centre lies inside the star-shaped surface."""
+    return inside_masks(like, centre_world, grid, [radii_mm])[0]
 
 
 def radial_mesh(

@@ -24,6 +24,7 @@ from .morphology import closing
 from .radial import (
     SphereGrid,
     inside_mask,
+    inside_masks,
     radial_mesh,
     robust_smooth_on_sphere,
     sample_profiles,
@@ -40,8 +41,9 @@ log = logging.getLogger("skullseg")
 class SkullParams:
     """Physical bounds of the layered skull model (all in mm)."""
 
-    csf_thickness_mm: float = 2.0
-    dark_fraction: float = 0.55  # bone-like below this fraction of the grey-matter level
+    csf_thickness_mm: float = 2.5
+    edge_fraction: float = 0.5
+    dark_fraction: float = 0.45  # bone-like below this fraction of the white-matter level
     envelope_closing_mm: float = 10.0
     min_skull_thickness_mm: float = 1.5
     max_skull_thickness_mm: float = 14.0
@@ -68,6 +70,12 @@ class SkullSurfaces:
         """Vertices and faces of ``'inner'``, ``'outer'`` or ``'scalp'`` in world mm."""
         radii = {"inner": self.inner_mm, "outer": self.outer_mm, "scalp": self.scalp_mm}[which]
         return radial_mesh(self.centre_world, self.grid, radii)
+
+    def inside_all(self, like: Volume) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Masks of the inside of the inner and outer skull on ``like``'s grid."""
+        inner, outer = inside_masks(like, self.centre_world, self.grid,
+                                    [self.inner_mm, self.outer_mm])
+        return inner, outer
 
     def inside(self, which: str, like: Volume) -> NDArray[np.bool_]:
         """Voxel mask of the inside of one surface on ``like``'s grid."""
@@ -130,14 +138,10 @@ def fit_skull_surfaces(
 
     inner_r = brain_r + p.csf_thickness_mm
 
-    # outer skull: outer edge of the last dark run inside the thickness window
-    dark = img_prof < dark_threshold
+    # outer skull: the outermost strong dark-to-bright edge inside the thickness window
     lo = inner_r + p.min_skull_thickness_mm
     hi = np.minimum(inner_r + p.max_skull_thickness_mm, scalp_r - p.min_scalp_thickness_mm)
-    window = (radii[None, :] >= inner_r[:, None]) & (radii[None, :] <= hi[:, None])
-    last_dark = _last_true(dark & window)
-    outer_r = np.where(last_dark >= 0, radii[np.maximum(last_dark, 0)] + p.step_mm / 2, np.nan)
-    outer_r = np.where(outer_r < lo, lo, outer_r)
+    outer_r = outer_edge(img_prof, radii, lo, hi, dark_threshold, p.edge_fraction)
     n_missing = int(np.sum(~np.isfinite(outer_r)))
     outer_r = np.where(np.isfinite(outer_r), outer_r, inner_r + p.default_skull_thickness_mm)
     outer_r = robust_smooth_on_sphere(outer_r, grid, rings=2, tolerance_mm=3.0, iterations=4)
@@ -158,6 +162,42 @@ def fit_skull_surfaces(
     return SkullSurfaces(
         centre, grid, brain_r, inner_r, outer_r, scalp_r, info={"rays_without_dark_band": n_missing}
     )
+
+
+def outer_edge(
+    profiles: NDArray, radii_mm: NDArray, lo_mm: NDArray, hi_mm: NDArray, dark_threshold: float,
+    edge_fraction: float = 0.5,
+) -> NDArray[np.float64]:
+    """Radius of the outer skull on each ray: the outermost strong rise from bone to scalp.
+
+    The radial derivative is taken over +-1 mm. Within ``[lo_mm, hi_mm]`` the
+    chosen edge is the outermost one whose rise is at least ``edge_fraction``
+    of the strongest rise on that ray and whose inner side is darker than
+    ``dark_threshold`` (bone); the boundary is placed where the profile
+    crosses ``dark_threshold`` just inside that edge. NaN where there is none.
+    """
+    step = float(radii_mm[1] - radii_mm[0])
+    k = max(1, int(round(1.0 / step)))
+    prof = ndi.uniform_filter1d(profiles, size=k + 1, axis=1)
+    grad = np.zeros_like(prof)
+    grad[:, k:-k] = prof[:, 2 * k :] - prof[:, : -2 * k]
+    inner_side = np.zeros_like(prof)
+    inner_side[:, k:] = prof[:, :-k]
+    window = (radii_mm[None, :] >= lo_mm[:, None]) & (radii_mm[None, :] <= hi_mm[:, None])
+    g = np.where(window & (inner_side < dark_threshold), grad, 0.0)
+    best = g.max(axis=1)
+    strong = (g >= edge_fraction * best[:, None]) & (g > 0)
+    idx = _last_true(strong)
+    found = (idx >= 0) & (best > 0)
+    # sub-voxel position: where the profile crosses the dark threshold just inside the edge
+    below = (prof < dark_threshold) & (np.arange(prof.shape[1])[None, :] <= idx[:, None])
+    j = np.clip(_last_true(below), 0, prof.shape[1] - 2)
+    rows = np.arange(prof.shape[0])
+    a, b = prof[rows, j], prof[rows, j + 1]
+    frac = np.clip((dark_threshold - a) / np.maximum(b - a, 1e-6), 0.0, 1.0)
+    crossing = radii_mm[j] + frac * step
+    edge = np.where(_last_true(below) >= 0, crossing, radii_mm[np.maximum(idx, 0)])
+    return np.where(found, edge, np.nan)
 
 
 def _first_exit_after(inside: NDArray[np.bool_], radii: NDArray, start_mm: NDArray) -> NDArray:

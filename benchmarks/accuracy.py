@@ -1,0 +1,301 @@
+"""Skull accuracy benchmark: run ``skullseg run`` on heads with a reference and score the skull.
+
+Cases: ``mne_sample`` (skull from FLASH-made BEM surfaces), ``colin27`` (weak,
+template-based reference) and simulated heads (``benchmarks/simulate.py``, exact
+truth) for each ``--sim-seeds`` value. Each case runs as a subprocess under
+``/usr/bin/time -v`` (wall time, peak RSS), then ``OUT/labels.nii.gz`` (label 2 =
+skull) is compared with the reference over the whole head and over the vault
+(the top 70 mm of the reference skull), and a markdown table is printed.
+
+Usage::
+
+    python benchmarks/accuracy.py [--cases mne_sample colin27 sim] [--sim-seeds 0 1 2]
+        [--data DIR] [--work DIR] [--out-json FILE] [--samseg --samseg-python PY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from skullseg.evaluate import evaluate
+from skullseg.volume import Volume
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_DATA = Path(os.environ.get("SKULLSEG_DATA", REPO.parent / "shared" / "data"))
+SAMSEG_SKULL = 165  # "Skull" in samseg's whole-head atlas
+# Runs a command and prints the peak RSS (kB) of its process tree: used without /usr/bin/time.
+RUSAGE_WRAPPER = (
+    "import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+    "sys.exit(rc)"
+)
+
+
+@dataclass
+class Case:
+    name: str
+    t1: Path
+    truth: Path
+    truth_label: int = 2
+    weak: bool = False
+
+
+@dataclass
+class Result:
+    case: str
+    method: str
+    weak: bool
+    wall_s: float = math.nan
+    peak_mb: float = math.nan
+    whole: dict = field(default_factory=dict)
+    vault: dict = field(default_factory=dict)
+    error: str = ""
+
+
+# -- running ---------------------------------------------------------------------------------
+def timed_run(cmd: list[str], log: Path) -> tuple[int, float, float]:
+    """Run ``cmd`` (output to ``log``); return (exit code, wall s, peak RSS MB)."""
+    stats = log.with_suffix(".rss")
+    gnu_time = Path("/usr/bin/time").exists()
+    if gnu_time:
+        full = ["/usr/bin/time", "-v", "-o", str(stats), *cmd]
+    else:
+        full = [sys.executable, "-c", RUSAGE_WRAPPER, str(stats), *cmd]
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        rc = subprocess.call(full, stdout=out, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - t0
+    peak_kb = math.nan
+    if stats.exists():
+        text = stats.read_text()
+        for line in text.splitlines():
+            if "Maximum resident set size" in line:
+                peak_kb = float(line.rsplit(":", 1)[1])
+        if not gnu_time and text.strip().isdigit():
+            peak_kb = float(text)
+    return rc, wall, peak_kb / 1024.0
+
+
+def skullseg_command(override: str | None) -> list[str]:
+    """The ``skullseg`` executable: --skullseg-cmd, next to this python, on PATH, or -c."""
+    if override:
+        return shlex.split(override)
+    beside = Path(sys.executable).with_name("skullseg")
+    if beside.exists():
+        return [str(beside)]
+    if shutil.which("skullseg"):
+        return [str(shutil.which("skullseg"))]
+    return [sys.executable, "-c", "import sys; from skullseg.cli import main; sys.exit(main())"]
+
+
+def load(path: Path) -> Volume:
+    img = nib.load(str(path))
+    return Volume(np.asarray(img.dataobj), img.affine)
+
+
+def score(result: Result, labels_path: Path, case: Case, pred_label: int) -> Result:
+    """Fill ``result`` with whole-head and vault metrics of ``labels_path`` vs the reference."""
+    if not labels_path.exists():
+        result.error = result.error or f"no {labels_path.name}"
+        return result
+    pred, truth = load(labels_path), load(case.truth)
+    for region in ("whole", "vault"):
+        metrics = evaluate(pred, truth, pred_label, case.truth_label, region=region)
+        setattr(result, region, metrics)
+    return result
+
+
+def run_skullseg(case: Case, work: Path, cmd: list[str]) -> Result:
+    out = work / "runs" / case.name / "skullseg"
+    out.mkdir(parents=True, exist_ok=True)
+    rc, wall, peak = timed_run(
+        [*cmd, "run", str(case.t1), "-o", str(out), "--force", "-q"], out.parent / "skullseg.log"
+    )
+    result = Result(case.name, "skullseg", case.weak, wall, peak)
+    if rc != 0:
+        result.error = f"exit {rc}, see {out.parent / 'skullseg.log'}"
+        return result
+    return score(result, out / "labels.nii.gz", case, pred_label=2)
+
+
+def samseg_available(python: str) -> bool:
+    try:
+        probe = subprocess.run([python, "-c", "import samseg"], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def run_samseg(case: Case, work: Path, python: str, threads: int) -> Result:
+    out = work / "runs" / case.name / "samseg"
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        python,
+        "-m",
+        "samseg.cli.run_samseg",
+        "-i",
+        str(case.t1),
+        "-o",
+        str(out),
+        "--threads",
+        str(threads),
+    ]
+    rc, wall, peak = timed_run(cmd, out.parent / "samseg.log")
+    result = Result(case.name, "samseg", case.weak, wall, peak)
+    if rc != 0:
+        result.error = f"exit {rc}, see {out.parent / 'samseg.log'}"
+        return result
+    return score(result, out / "seg.mgz", case, pred_label=SAMSEG_SKULL)
+
+
+# -- cases -----------------------------------------------------------------------------------
+def simulated_case(seed: int, work: Path) -> Case:
+    folder = work / "sim" / f"seed{seed}"
+    if not ((folder / "t1.nii.gz").exists() and (folder / "truth_labels.nii.gz").exists()):
+        cmd = [
+            sys.executable,
+            str(HERE / "simulate.py"),
+            "--seed",
+            str(seed),
+            "--out",
+            str(folder),
+            "--contrast",
+            "t1",
+        ]
+        subprocess.run(cmd, check=True)
+    return Case(f"sim{seed}", folder / "t1.nii.gz", folder / "truth_labels.nii.gz", 2)
+
+
+def build_cases(names: list[str], seeds: list[int], data: Path, work: Path) -> list[Case]:
+    cases = []
+    truth = data / "truth"
+    for name in names:
+        if name == "mne_sample":
+            folder = truth / "mne_sample"
+            cases.append(Case(name, folder / "t1.nii.gz", folder / "truth_labels.nii.gz", 2))
+        elif name == "colin27":
+            folder = truth / "colin27"
+            cases.append(
+                Case(name, folder / "t1.nii.gz", folder / "truth_labels_weak.nii.gz", 2, weak=True)
+            )
+        elif name == "sim":
+            cases += [simulated_case(seed, work) for seed in seeds]
+        else:
+            raise SystemExit(f"unknown case {name!r}")
+    missing = [c.name for c in cases if not (c.t1.exists() and c.truth.exists())]
+    for name in missing:
+        print(f"skipping {name}: data not found under {data}", file=sys.stderr)
+    return [c for c in cases if c.name not in missing]
+
+
+# -- report ----------------------------------------------------------------------------------
+def fmt(value: float, digits: int = 3) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def markdown_table(results: list[Result]) -> str:
+    head = (
+        "| case | method | Dice whole | Dice vault | ASSD mm | HD95 mm | NSD@2mm | wall s "
+        "| peak MB |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for r in results:
+        name = r.case + (" (weak truth)" if r.weak else "")
+        w, v = r.whole, r.vault
+        cells = [
+            fmt(w.get("dice", math.nan)),
+            fmt(v.get("dice", math.nan)),
+            fmt(w.get("assd_mm", math.nan), 2),
+            fmt(w.get("hd95_mm", math.nan), 2),
+            fmt(w.get("nsd_2mm", math.nan)),
+            fmt(r.wall_s, 1),
+            fmt(r.peak_mb, 0),
+        ]
+        if r.error:
+            cells[0] = f"error: {r.error}"
+        lines.append(f"| {name} | {r.method} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "ASSD, HD95 and NSD are over the whole head; the vault is the top 70 mm of the "
+        "reference skull."
+    )
+    return "\n".join(lines)
+
+
+def _strict(obj):
+    """NaN -> None, so the JSON is standard."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        default=["mne_sample", "colin27", "sim"],
+        help="mne_sample, colin27, sim",
+    )
+    p.add_argument("--sim-seeds", nargs="*", type=int, default=[0, 1, 2])
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "skullseg_accuracy",
+        help="runs and the simulated-head cache",
+    )
+    p.add_argument("--out-json", type=Path, help="write all metrics here")
+    p.add_argument("--skullseg-cmd", help="command to run instead of 'skullseg'")
+    p.add_argument("--samseg", action="store_true", help="also run samseg, if importable")
+    p.add_argument("--samseg-python", default=sys.executable, help="python that has samseg")
+    p.add_argument("--samseg-threads", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args(argv)
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    cases = build_cases(args.cases, args.sim_seeds, args.data, args.work)
+    if not cases:
+        print("no cases to run", file=sys.stderr)
+        return 1
+    cmd = skullseg_command(args.skullseg_cmd)
+    use_samseg = args.samseg and samseg_available(args.samseg_python)
+    if args.samseg and not use_samseg:
+        print(f"samseg is not importable in {args.samseg_python}: skipping it", file=sys.stderr)
+    results: list[Result] = []
+    for case in cases:
+        print(f"{case.name}: skullseg ...", file=sys.stderr, flush=True)
+        results.append(run_skullseg(case, args.work, cmd))
+        if use_samseg:
+            print(f"{case.name}: samseg ...", file=sys.stderr, flush=True)
+            results.append(run_samseg(case, args.work, args.samseg_python, args.samseg_threads))
+    print(markdown_table(results))
+    if use_samseg:
+        for case in cases:
+            ours = next(r for r in results if r.case == case.name and r.method == "skullseg")
+            theirs = next(r for r in results if r.case == case.name and r.method == "samseg")
+            print(f"{case.name}: samseg / skullseg wall time = {theirs.wall_s / ours.wall_s:.1f}x")
+    if args.out_json:
+        rows = [_strict(r.__dict__) for r in results]
+        args.out_json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0 if all(not r.error for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
