@@ -47,8 +47,15 @@ def test_run_writes_the_output_contract(run_out, phantom_file):
 
 def test_report_contents(run_out):
     rep = json.loads((run_out / "report.json").read_text())
-    for key in ("skullseg_version", "input", "options", "timings_s", "volumes_ml",
-                "skull_mesh", "warnings"):
+    for key in (
+        "skullseg_version",
+        "input",
+        "options",
+        "timings_s",
+        "volumes_ml",
+        "skull_mesh",
+        "warnings",
+    ):
         assert key in rep
     assert rep["volumes_ml"]["skull"] > 100
     assert rep["skull_mesh"]["watertight"] is True

@@ -140,6 +140,13 @@ def test_small_components_and_bubbles_are_dropped():
         mask_to_surface(volume.with_data(np.zeros(volume.shape, bool)))
 
 
+def test_mask_touching_the_grid_border_is_closed():
+    full = Volume(np.ones((12, 10, 8), bool), np.diag([2.0, 2.0, 2.0, 1.0]))
+    info = check_mesh(mask_to_surface(full, smooth_iterations=0, blur_sigma_voxels=0))
+    assert info["watertight"] and info["outward_normals"] and info["n_bodies"] == 1
+    assert info["volume_ml"] == pytest.approx(24 * 20 * 16 / 1000, rel=0.15)
+
+
 def test_largest_components_keeps_big_ones():
     mask = np.zeros((8, 8, 8), np.uint8)
     mask[:3, :3, :3] = 1

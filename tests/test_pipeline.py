@@ -12,14 +12,14 @@ from skullseg.pipeline import segment
 
 
 def test_skull_dice_on_phantom(phantom_15, segmented_15):
-    res = evaluate(segmented_15.labels, phantom_15.labels, pred_label=L.SKULL,
-                   truth_label=L.SKULL)
+    res = evaluate(segmented_15.labels, phantom_15.labels, pred_label=L.SKULL, truth_label=L.SKULL)
     assert res["dice"] >= 0.90, res
 
 
 def test_brain_and_intracranial_on_phantom(phantom_15, segmented_15):
-    brain = evaluate(segmented_15.labels, phantom_15.labels, pred_label=L.BRAIN,
-                     truth_label=L.BRAIN)
+    brain = evaluate(
+        segmented_15.labels, phantom_15.labels, pred_label=L.BRAIN, truth_label=L.BRAIN
+    )
     assert brain["dice"] >= 0.95, brain
 
 

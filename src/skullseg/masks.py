@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
+from .intensity import fit_gmm_1d
 from .morphology import closing, dilate, erode, fill_holes_2d, largest_component
 from .volume import Volume
 
@@ -71,6 +72,7 @@ class BrainLevels:
     """Intensity reference inside the brain (image units)."""
 
     wm: float  # white matter: the upper mode of the brain's centre
+    lower: float  # grey matter / CSF boundary: between the head's dark and middle classes
 
     @property
     def dark(self) -> float:
@@ -78,7 +80,7 @@ class BrainLevels:
         return 0.45 * self.wm
 
 
-def brain_centre(head: Volume, *, depth_mm: float = 65.0) -> np.ndarray:
+def brain_centre(head: Volume, *, depth_mm: float = 85.0) -> np.ndarray:
     """A voxel-space guess of the brain centre: ``depth_mm`` below the top of the head.
 
     x and y come from the centre of mass of the head's upper 100 mm, so the
@@ -95,10 +97,12 @@ def brain_centre(head: Volume, *, depth_mm: float = 65.0) -> np.ndarray:
 
 
 def brain_levels(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> BrainLevels:
-    """White-matter level: the 75th percentile inside a sphere at the brain centre.
+    """White-matter level and grey-matter/CSF threshold.
 
-    The sphere holds mostly white and deep grey matter, so its upper half is
-    white matter whatever the contrast or scanner.
+    White matter is the 75th percentile inside a sphere at the brain centre,
+    which holds mostly white and deep grey matter. The lower brain threshold
+    is half-way between the dark (CSF, bone, air) and middle (grey matter,
+    muscle) classes of a 3-class mixture over the whole head.
     """
     vox = vol.zooms_mm[0]
     c = brain_centre(head)
@@ -110,8 +114,9 @@ def brain_levels(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> Brain
     r2 = (ii - c[0]) ** 2 + (jj - c[1]) ** 2 + (kk - c[2]) ** 2
     inside = (r2 < r**2) & (head.data[box] > 0)
     values = vol.data[box][inside]
-    lv = BrainLevels(float(np.percentile(values, 75)))
-    log.info("brain levels: white matter %.3g", lv.wm)
+    means, _, _ = fit_gmm_1d(vol.data[head.data > 0], 3)
+    lv = BrainLevels(float(np.percentile(values, 75)), float(0.5 * (means[0] + means[1])))
+    log.info("brain levels: white matter %.3g, grey matter/CSF threshold %.3g", lv.wm, lv.lower)
     return lv
 
 
@@ -120,9 +125,11 @@ def brain_mask(
     head: Volume,
     levels: BrainLevels,
     *,
-    erosion_mm: float = 3.5,
+    erosion_mm: float = 4.0,
     skin_margin_mm: float = 8.0,
-    lower_fraction: float = 0.5,
+    lower_shift: float = 0.0,
+    max_depth_below_centre_mm: float = 85.0,
+    regrow_extra_mm: float = 2.0,
 ) -> Volume:
     """Brain parenchyma: GM-to-WM voxels cut free by erosion, grown back, filled.
 
@@ -138,23 +145,31 @@ def brain_mask(
         Erosion radius that breaks thin bridges to the eyes, muscles and dura.
     skin_margin_mm : float
         The brain is at least this far inside the skin.
-    lower_fraction : float
-        Voxels darker than this fraction of the white-matter level are not brain.
+    lower_shift : float
+        Raise the lower threshold by this fraction of the white-matter level.
+    max_depth_below_centre_mm : float
+        Nothing deeper than this below :func:`brain_centre` is brain (cord, neck).
+    regrow_extra_mm : float
+        The eroded core grows back this much further than it was eroded, so
+        gyral crowns far from the white matter come back.
+    max_depth_below_centre_mm : float
+        Nothing deeper than this below :func:`brain_centre` is brain (cord, neck).
     """
     vox = vol.zooms_mm[0]
     data = ndi.gaussian_filter(vol.data.astype(np.float32), 0.6 / vox)
-    lower = lower_fraction * levels.wm
+    lower = levels.lower + lower_shift * levels.wm
     upper = 1.3 * levels.wm
     cand = (data > lower) & (data < upper) & erode(head.data > 0, skin_margin_mm, vox)
+    # the brain ends a hand's breadth below its centre: cut the cord and the neck
+    floor = int(max(0, brain_centre(head)[2] - max_depth_below_centre_mm / vox))
+    cand[:, :, :floor] = False
     core = erode(cand, erosion_mm, vox)
     core = _central_component(core, head)
-    grown = dilate(core, erosion_mm + vox, vox) & cand
+    grown = dilate(core, erosion_mm + regrow_extra_mm, vox) & cand
     grown = largest_component(grown)
     grown = closing(grown, 2.0, vox)
     grown = ndi.binary_fill_holes(grown)
-    log.info(
-        "brain mask: %.0f mL (lower threshold %.3g)", grown.sum() * vol.voxel_volume_ml, lower
-    )
+    log.info("brain mask: %.0f mL (lower threshold %.3g)", grown.sum() * vol.voxel_volume_ml, lower)
     return vol.with_data(grown.astype(np.uint8))
 
 
@@ -183,17 +198,15 @@ def adaptive_brain_mask(
     head: Volume,
     levels: BrainLevels,
     *,
-    fractions: tuple[float, ...] = (0.8, 0.72, 0.64, 0.56, 0.48),
-    max_jump: float = 1.3,
-    max_brain_ml: float = 2000.0,
+    shifts: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25),
+    max_brain_ml: float = 1900.0,
 ) -> Volume:
-    """Brain mask with the lowest GM/CSF threshold that does not leak.
+    """Brain mask at the mixture threshold, raised step by step while it is implausibly big.
 
-    Lowering the threshold brings in more grey matter until the mask leaks
-    into the scalp or neck through dark-but-not-dark-enough bone, which shows
-    as a jump in volume. Each threshold is tried on a 2 mm copy; the last one
-    before a jump of more than ``max_jump`` (or a volume over
-    ``max_brain_ml``) is applied at full resolution.
+    A brain (grey and white matter) above ``max_brain_ml`` means the mask
+    has leaked into the scalp or neck through bone that is not dark enough;
+    each step raises the threshold by 5% of white matter. The volumes are
+    checked on a 2 mm copy; the chosen threshold is applied at full resolution.
     """
     from .conform import resample_to_grid, working_grid
 
@@ -201,15 +214,11 @@ def adaptive_brain_mask(
     small = resample_to_grid(vol, coarse_grid, order=1)
     small_head = resample_to_grid(head.with_data(head.data.astype(np.float32)), coarse_grid)
     small_head = small_head.with_data((small_head.data > 0.5).astype(np.uint8))
-    chosen = fractions[0]
-    prev = None
-    for f in fractions:
-        ml = float(
-            brain_mask(small, small_head, levels, lower_fraction=f).data.sum()
-            * small.voxel_volume_ml
-        )
-        if ml > max_brain_ml or (prev is not None and ml > max_jump * prev):
+    chosen = shifts[-1]
+    for shift in shifts:
+        mask = brain_mask(small, small_head, levels, lower_shift=shift)
+        if float(mask.data.sum() * small.voxel_volume_ml) <= max_brain_ml:
+            chosen = shift
             break
-        chosen, prev = f, ml
-    log.info("brain threshold: %.2f x white matter", chosen)
-    return brain_mask(vol, head, levels, lower_fraction=chosen)
+    log.info("brain threshold: %.3g", levels.lower + chosen * levels.wm)
+    return brain_mask(vol, head, levels, lower_shift=chosen)

@@ -16,6 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +25,9 @@ from scipy.sparse.csgraph import connected_components
 
 from .volume import Volume
 
+if TYPE_CHECKING:
+    import trimesh
+
 __all__ = [
     "Surface",
     "check_mesh",
@@ -31,6 +35,7 @@ __all__ = [
     "largest_components",
     "mask_to_surface",
     "surface_from_trimesh",
+    "taubin_smooth",
     "to_trimesh",
     "write_mesh",
 ]
@@ -38,7 +43,7 @@ __all__ = [
 _WRITE_FORMATS = (".stl", ".ply", ".obj", ".gii", ".surf")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Surface:
     """A triangle mesh in world RAS millimetres.
 
@@ -70,14 +75,14 @@ class Surface:
         object.__setattr__(self, "faces", f)
 
 
-def to_trimesh(surface: Surface):  # -> trimesh.Trimesh (import kept lazy)
-    """Return a ``trimesh.Trimesh`` sharing nothing with ``surface`` (no re-processing)."""
+def to_trimesh(surface: Surface) -> trimesh.Trimesh:
+    """Return a ``trimesh.Trimesh`` copy of ``surface`` (no merging or other processing)."""
     import trimesh
 
     return trimesh.Trimesh(surface.vertices.copy(), surface.faces.copy(), process=False)
 
 
-def surface_from_trimesh(mesh) -> Surface:
+def surface_from_trimesh(mesh: trimesh.Trimesh) -> Surface:
     """Return a :class:`Surface` from any object with ``vertices`` and ``faces``."""
     return Surface(np.array(mesh.vertices), np.array(mesh.faces))
 
@@ -152,6 +157,12 @@ def _group_offsets(n: NDArray) -> NDArray:
     return np.arange(n.sum(), dtype=n.dtype) - np.repeat(np.cumsum(n) - n, n)
 
 
+def _cell_mm(lo: NDArray, hi: NDArray) -> float:
+    """Grid cell for boxes ``lo..hi``: 1.5 typical extents, so no box spans too many cells."""
+    extent = (hi - lo).max(1)
+    return max(1.5 * float(np.median(extent)), float(extent.max()) / 16, 1e-9)
+
+
 def _grid_entries(lo: NDArray, hi: NDArray, cell_mm: float) -> tuple[NDArray, NDArray]:
     """Every (box, grid cell) incidence of boxes ``lo..hi`` (>= 0), sorted by cell key."""
     ilo = np.floor(lo / cell_mm).astype(np.int32)
@@ -175,7 +186,7 @@ def _nesting_depths(vertices: NDArray, faces: NDArray, labels: NDArray, n: int) 
     tri = (vertices @ _RAY_FRAME)[faces]  # the ray runs along the first rotated axis
     probe = tri[np.unique(labels, return_index=True)[1]].mean(1)
     lo, hi = tri[:, :, 1:].min(1), tri[:, :, 1:].max(1)
-    origin, cell_mm = lo.min(0), max(float(np.median((hi - lo).max(1))), 1e-9)
+    origin, cell_mm = lo.min(0), _cell_mm(lo, hi)
     box, key = _grid_entries(lo - origin, hi - origin, cell_mm)
     cells = np.floor((probe[:, 1:] - origin) / cell_mm).astype(np.int64)
     dims = np.floor((hi.max(0) - origin) / cell_mm).astype(np.int64) + 1
@@ -223,7 +234,7 @@ def _segment_crosses(p: NDArray, q: NDArray, tri: NDArray) -> NDArray[np.bool_]:
 def _crossing_candidates(lo: NDArray, hi: NDArray, faces: NDArray) -> NDArray[np.int64]:
     """Pairs of faces sharing no vertex whose boxes ``lo..hi`` overlap (grid broad phase)."""
     lo, hi = lo - lo.min(0), hi - lo.min(0)
-    box, key = _grid_entries(lo, hi, 1.5 * max(float(np.median((hi - lo).max(1))), 1e-9))
+    box, key = _grid_entries(lo, hi, _cell_mm(lo, hi))
     new = np.r_[True, key[1:] != key[:-1]]
     group_end = np.r_[np.flatnonzero(new)[1:], len(key)].astype(np.int32)[np.cumsum(new) - 1]
     after = group_end - np.arange(len(key), dtype=np.int32) - 1  # later entries in the cell
@@ -474,17 +485,35 @@ def mask_to_surface(
 def check_mesh(surface: Surface) -> dict:
     """Topology and geometry report of a surface.
 
-    Keys: ``n_vertices``, ``n_faces``; ``watertight`` (every edge shared by exactly two
-    faces); ``winding_consistent`` (watertight and each shared edge traversed in opposite
-    directions); ``outward_normals`` (watertight, consistent, and each body's signed volume
-    is positive when it is enclosed by an even number of other bodies and negative when odd,
-    i.e. normals point from material to empty space; total volume > 0); ``volume_ml``
-    (signed enclosed volume); ``area_cm2``; ``n_bodies`` (connected components);
-    ``euler_number`` (V - E + F, 2 per sphere-like shell); ``manifold`` (manifold3d builds
-    the mesh with status NoError); ``self_intersecting`` (some pair of triangles that share
-    no vertex properly crosses: an edge of one passes through the interior of the other;
-    exact up to float rounding, touching/coplanar contacts are not counted, nor are
-    folds between triangles sharing a vertex).
+    Returns
+    -------
+    dict
+        With these keys:
+
+        n_vertices, n_faces : int
+            Referenced vertices and faces.
+        watertight : bool
+            Every edge is shared by exactly two faces.
+        winding_consistent : bool
+            Watertight, and the two faces of every edge traverse it in opposite directions.
+        outward_normals : bool
+            Winding consistent, total signed volume > 0, and each body's signed volume is > 0
+            when an even number of other bodies enclose it and < 0 when odd (nesting found by
+            ray parity): normals point from material into empty space, cavities included.
+        volume_ml, area_cm2 : float
+            Signed enclosed volume (material volume when oriented) and surface area.
+        n_bodies : int
+            Connected components (faces linked through shared vertices).
+        euler_number : int
+            V - E + F; 2 per sphere-like shell, 2 - 2g for a shell of genus g.
+        manifold : bool
+            Winding consistent, no pinched vertex (two fans sharing a vertex), and
+            ``manifold3d.Manifold`` builds it with status ``NoError``.
+        self_intersecting : bool
+            Some two triangles that share no vertex cross: an edge of one passes through the
+            interior of the other (exact predicate up to float rounding, grid broad phase).
+            Touching/coplanar contacts and folds between triangles that share a vertex are not
+            counted.
 
     Examples
     --------

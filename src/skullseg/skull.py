@@ -73,8 +73,9 @@ class SkullSurfaces:
 
     def inside_all(self, like: Volume) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """Masks of the inside of the inner and outer skull on ``like``'s grid."""
-        inner, outer = inside_masks(like, self.centre_world, self.grid,
-                                    [self.inner_mm, self.outer_mm])
+        inner, outer = inside_masks(
+            like, self.centre_world, self.grid, [self.inner_mm, self.outer_mm]
+        )
         return inner, outer
 
     def inside(self, which: str, like: Volume) -> NDArray[np.bool_]:
@@ -119,17 +120,14 @@ def fit_skull_surfaces(
 
     vox = brain.zooms_mm[0]
     envelope = ndi.binary_fill_holes(closing(brain.data > 0, p.envelope_closing_mm, vox))
-    brain_prof = (
-        sample_profiles(brain.with_data(envelope.astype(np.float32)), centre, grid, radii) > 0.5
-    )
+    env_prof = sample_profiles(brain.with_data(envelope.astype(np.float32)), centre, grid, radii)
     head_prof = (
         sample_profiles(head.with_data(head.data.astype(np.float32)), centre, grid, radii) > 0.5
     )
     img_prof = sample_profiles(image, centre, grid, radii)
 
     # brain envelope: last brain sample on each ray
-    last_brain = _last_true(brain_prof)
-    brain_r = np.where(last_brain >= 0, radii[np.maximum(last_brain, 0)], np.nan)
+    brain_r = last_crossing(env_prof, radii, 0.5)
     brain_r = robust_smooth_on_sphere(brain_r, grid, rings=2, tolerance_mm=4.0, iterations=3)
 
     # scalp: first exit from the head after the brain
@@ -165,7 +163,11 @@ def fit_skull_surfaces(
 
 
 def outer_edge(
-    profiles: NDArray, radii_mm: NDArray, lo_mm: NDArray, hi_mm: NDArray, dark_threshold: float,
+    profiles: NDArray,
+    radii_mm: NDArray,
+    lo_mm: NDArray,
+    hi_mm: NDArray,
+    dark_threshold: float,
     edge_fraction: float = 0.5,
 ) -> NDArray[np.float64]:
     """Radius of the outer skull on each ray: the outermost strong rise from bone to scalp.
@@ -198,6 +200,24 @@ def outer_edge(
     crossing = radii_mm[j] + frac * step
     edge = np.where(_last_true(below) >= 0, crossing, radii_mm[np.maximum(idx, 0)])
     return np.where(found, edge, np.nan)
+
+
+def last_crossing(profiles: NDArray, radii_mm: NDArray, level: float) -> NDArray[np.float64]:
+    """Sub-sample radius where each profile last falls below ``level`` (NaN if never above).
+
+    Examples
+    --------
+    >>> last_crossing(np.array([[1.0, 1.0, 0.0, 0.0]]), np.arange(4.0), 0.5)
+    array([1.5])
+    """
+    above = profiles >= level
+    j = _last_true(above)
+    jj = np.clip(j, 0, profiles.shape[1] - 2)
+    rows = np.arange(profiles.shape[0])
+    a, b = profiles[rows, jj], profiles[rows, jj + 1]
+    frac = np.clip((a - level) / np.maximum(a - b, 1e-9), 0.0, 1.0)
+    r = radii_mm[jj] + frac * (radii_mm[1] - radii_mm[0])
+    return np.where(j >= 0, r, np.nan)
 
 
 def _first_exit_after(inside: NDArray[np.bool_], radii: NDArray, start_mm: NDArray) -> NDArray:
