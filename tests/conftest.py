@@ -36,6 +36,14 @@ def phantom_15():
 
 
 @pytest.fixture(scope="session")
+def phantom_10():
+    """A 1 mm synthetic head with known truth (seed 0): the accuracy reference."""
+    from skullseg.phantom import make_phantom
+
+    return make_phantom(1.0, seed=0)
+
+
+@pytest.fixture(scope="session")
 def segmented_15(phantom_15):
     """skullseg's result on the 1.5 mm phantom (computed once per session)."""
     from skullseg.pipeline import segment

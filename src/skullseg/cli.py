@@ -37,8 +37,27 @@ def _set_threads(n: int | None) -> None:
         pass
 
 
+def _handle_termination() -> None:
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so temporary outputs are cleaned up."""
+    import signal
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            try:
+                signal.signal(sig, _raise)
+            except (ValueError, OSError):  # not in the main thread
+                pass
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    level = (
+        logging.WARNING
+        if quiet or verbose == 0
+        else (logging.DEBUG if verbose > 1 else logging.INFO)
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
@@ -48,7 +67,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-v", "--verbose", action="count", default=1, help="more messages (repeat for debug detail)"
+        "-v", "--verbose", action="count", default=0, help="more messages (repeat for debug detail)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -68,6 +87,29 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="number of CPU threads")
     p.add_argument(
         "--voxel-mm", type=float, default=1.0, help="working resolution in mm (default 1.0)"
+    )
+    p.add_argument(
+        "--bem-ico",
+        type=int,
+        default=4,
+        choices=[3, 4, 5],
+        help="icosphere order of the BEM surfaces (4: 2562 vertices, MNE default)",
+    )
+    p.add_argument(
+        "--bem-gap-mm",
+        type=float,
+        default=1.0,
+        help="minimum gap between nested BEM surfaces in mm (default 1.0)",
+    )
+    p.add_argument(
+        "--bids-naming",
+        action="store_true",
+        help="also write <entities>_desc-skullseg_dseg.nii.gz/.tsv (BIDS derivative)",
+    )
+    p.add_argument(
+        "--allow-implausible",
+        action="store_true",
+        help="write the outputs even when the result fails a hard plausibility check",
     )
     p.add_argument(
         "--volume",
@@ -116,6 +158,44 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--threads", type=int, default=None, help="number of CPU threads")
     _add_common(p_demo)
 
+    p_bids = sub.add_parser(
+        "bids",
+        help="BIDS App: every participant of a BIDS dataset, or the group summary",
+        description="BIDS App. 'participant': segment each subject's (and session's) T1w of "
+        "BIDS_DIR into BIDS derivatives in OUTPUT_DIR (in parallel; complete subjects are "
+        "skipped). 'group': one TSV table and one HTML page across subjects.",
+    )
+    p_bids.add_argument("bids_dir", type=Path, help="BIDS raw dataset")
+    p_bids.add_argument("output_dir", type=Path, help="derivatives folder (created)")
+    p_bids.add_argument("analysis_level", choices=["participant", "group"])
+    p_bids.add_argument(
+        "--participant-label",
+        "--participant_label",
+        nargs="+",
+        dest="participant_labels",
+        metavar="LABEL",
+    )
+    p_bids.add_argument("--session", "--session-label", nargs="+", dest="sessions", metavar="LABEL")
+    p_bids.add_argument("--t2", action="store_true", help="also find each T1w's T2w")
+    p_bids.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="subjects in parallel (0: one per CPU; capped by memory)",
+    )
+    p_bids.add_argument("--force", action="store_true", help="redo complete subjects")
+    p_bids.add_argument("--executor", choices=["process", "dask"], default="process")
+    p_bids.add_argument(
+        "--scheduler", default=None, help="dask scheduler address, or 'local' (default)"
+    )
+    p_bids.add_argument(
+        "--print-slurm", action="store_true", help="print an sbatch array script and exit"
+    )
+    p_bids.add_argument(
+        "--voxel-mm", type=float, default=1.0, help="working resolution in mm (default 1.0)"
+    )
+    _add_common(p_bids)
+
     p_eval = sub.add_parser(
         "evaluate",
         help="compare a label map with a reference",
@@ -157,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose, args.quiet)
+    _handle_termination()
     _set_threads(getattr(args, "threads", None))
     try:
         if args.command == "run":
@@ -168,8 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 voxel_mm=args.voxel_mm,
                 volume_index=args.volume_index,
+                allow_implausible=args.allow_implausible,
+                quiet=args.quiet,
+                bem_ico=args.bem_ico,
+                bem_gap_mm=args.bem_gap_mm,
+                bids_naming=args.bids_naming,
             )
-            print(f"skullseg: outputs in {args.outdir}")
+            print(f"skullseg: outputs in {args.outdir}; report: {args.outdir / 'report.html'}")
         elif args.command == "demo":
             import tempfile
 
@@ -178,8 +264,26 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 path, what = _demo_input(Path(tmp))
                 log.info("demo head: %s", what)
-                run(path, args.outdir, force=True)
+                run(path, args.outdir, force=True, quiet=args.quiet)
             print(f"skullseg demo: outputs in {args.outdir.resolve()}")
+            print(f"skullseg demo: open {(args.outdir / 'report.html').resolve()} in a browser")
+        elif args.command == "bids":
+            from .bids import bids_command
+
+            return bids_command(
+                args.bids_dir,
+                args.output_dir,
+                args.analysis_level,
+                participant_labels=args.participant_labels,
+                sessions=args.sessions,
+                with_t2=args.t2,
+                n_jobs=args.n_jobs,
+                force=args.force,
+                executor=args.executor,
+                scheduler=args.scheduler,
+                print_slurm=args.print_slurm,
+                voxel_mm=args.voxel_mm,
+            )
         elif args.command == "evaluate":
             from .evaluate import evaluate
             from .io import load_volume
@@ -203,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("skullseg: error: out of memory", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - no traceback for users unless --debug
+        if args.debug:
+            raise
+        where = getattr(args, "input", None) or getattr(args, "pred", None) or "skullseg"
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(
+            f"skullseg: error: {where}: unexpected failure: {msg} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 

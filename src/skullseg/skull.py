@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
+from .graphsearch import optimal_surface
 from .morphology import closing
 from .radial import (
     SphereGrid,
@@ -28,6 +29,7 @@ from .radial import (
     radial_mesh,
     robust_smooth_on_sphere,
     sample_profiles,
+    smooth_on_sphere,
     sphere_grid,
 )
 from .volume import Volume
@@ -43,6 +45,9 @@ class SkullParams:
 
     csf_thickness_mm: float = 2.5
     edge_fraction: float = 0.5
+    graph_search: bool = True
+    max_step_mm: float = 1.0  # largest outer-skull jump between neighbouring rays (graph search)
+    outermost_bonus: float = 0.02  # per mm: prefer the outer of two similar edges
     dark_fraction: float = 0.45  # bone-like below this fraction of the white-matter level
     envelope_closing_mm: float = 10.0
     min_skull_thickness_mm: float = 1.5
@@ -139,10 +144,14 @@ def fit_skull_surfaces(
     # outer skull: the outermost strong dark-to-bright edge inside the thickness window
     lo = inner_r + p.min_skull_thickness_mm
     hi = np.minimum(inner_r + p.max_skull_thickness_mm, scalp_r - p.min_scalp_thickness_mm)
-    outer_r = outer_edge(img_prof, radii, lo, hi, dark_threshold, p.edge_fraction)
-    n_missing = int(np.sum(~np.isfinite(outer_r)))
-    outer_r = np.where(np.isfinite(outer_r), outer_r, inner_r + p.default_skull_thickness_mm)
-    outer_r = robust_smooth_on_sphere(outer_r, grid, rings=2, tolerance_mm=3.0, iterations=4)
+    if p.graph_search:
+        outer_r = outer_by_graph_search(img_prof, radii, inner_r, hi, dark_threshold, grid, p)
+        n_missing = 0
+    else:
+        outer_r = outer_edge(img_prof, radii, lo, hi, dark_threshold, p.edge_fraction)
+        n_missing = int(np.sum(~np.isfinite(outer_r)))
+        outer_r = np.where(np.isfinite(outer_r), outer_r, inner_r + p.default_skull_thickness_mm)
+        outer_r = robust_smooth_on_sphere(outer_r, grid, rings=2, tolerance_mm=3.0, iterations=4)
 
     inner_r, outer_r, scalp_r = enforce_nesting(
         inner_r, outer_r, scalp_r, p.min_skull_thickness_mm, p.min_scalp_thickness_mm
@@ -160,6 +169,53 @@ def fit_skull_surfaces(
     return SkullSurfaces(
         centre, grid, brain_r, inner_r, outer_r, scalp_r, info={"rays_without_dark_band": n_missing}
     )
+
+
+def outer_by_graph_search(
+    profiles: NDArray,
+    radii_mm: NDArray,
+    inner_mm: NDArray,
+    hi_mm: NDArray,
+    dark_threshold: float,
+    grid: SphereGrid,
+    p: SkullParams,
+) -> NDArray[np.float64]:
+    """Outer skull as the optimal smooth surface through bone-to-scalp edges.
+
+    Column ``v`` holds candidate radii ``inner + min_thickness ... inner +
+    max_thickness``; the cost of a candidate is minus the rise of the profile
+    across it (mean over 0.5-2 mm outside minus 0.5-2 mm inside, in units of
+    the bone threshold), a quarter as attractive where the inside is not dark,
+    prohibitive beyond ``hi_mm`` (the scalp). Neighbouring rays may differ by at
+    most ``p.max_step_mm`` in thickness. The chosen radius is refined to where
+    the profile crosses the bone threshold next to it.
+    """
+    step = float(radii_mm[1] - radii_mm[0])
+    offsets = np.arange(p.min_skull_thickness_mm, p.max_skull_thickness_mm + 1e-9, step)
+    cand = inner_mm[:, None] + offsets[None, :]
+    rows = np.arange(profiles.shape[0])[:, None]
+
+    def at(r: NDArray) -> NDArray:
+        pos = np.clip((r - radii_mm[0]) / step, 0, profiles.shape[1] - 1.001)
+        i0 = np.floor(pos).astype(int)
+        f = pos - i0
+        return (1 - f) * profiles[rows, i0] + f * profiles[rows, i0 + 1]
+
+    outside = np.mean([at(cand + d) for d in (0.5, 1.0, 1.5, 2.0)], axis=0)
+    inside = np.mean([at(cand - d) for d in (0.5, 1.0, 1.5, 2.0)], axis=0)
+    rise = (outside - inside) / max(dark_threshold, 1e-6)
+    rise = np.where(inside < dark_threshold, rise, 0.25 * rise)
+    cost = -rise - p.outermost_bonus * offsets[None, :]
+    cost = np.where(cand <= hi_mm[:, None], cost, 10.0)
+    max_step = max(1, int(round(p.max_step_mm / step)))
+    idx = optimal_surface(cost, grid.neighbours, max_step)
+    chosen = cand[np.arange(len(idx)), idx]
+    # sub-voxel refinement: where the profile rises through the bone threshold, within
+    # +-1 mm of the chosen edge
+    fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
+    j = _last_true(at(fine) < dark_threshold)
+    refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
+    return smooth_on_sphere(refined, grid, iterations=2)
 
 
 def outer_edge(

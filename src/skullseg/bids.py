@@ -1,0 +1,610 @@
+"""BIDS App: ``skullseg bids BIDS_DIR OUT_DIR participant|group`` over a whole dataset.
+
+Discovery parses BIDS file names with the standard library rather than ``pybids`` (SQLAlchemy,
+pandas, formulaic...; indexes every file of the dataset before the first query) or
+``bids2table`` (pyarrow, pandas): only ``anat`` images are needed, named by the spec as
+``sub-<label>[/ses-<label>]/anat/sub-<label>[_ses-<label>][_<key>-<value>...]_T1w.nii[.gz]``.
+
+Outputs follow the BIDS derivatives layout. Each job runs :func:`skullseg.pipeline.run` into a
+temporary folder whose files are then moved into place; its ``_desc-skullseg_report.json`` is
+written last and marks it complete, so a rerun resumes. Subjects run in parallel processes
+(capped by available memory) or on a Dask cluster; a failing subject does not stop the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+import math
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, SkullsegError
+
+__all__ = [
+    "Job",
+    "find_participants",
+    "derivative_paths",
+    "write_dataset_description",
+    "run_participant",
+    "run_participants",
+    "is_complete",
+    "memory_capped_jobs",
+    "group_report",
+    "slurm_script",
+    "bids_command",
+]
+
+log = logging.getLogger("skullseg")
+
+BIDS_VERSION = "1.9.0"
+#: Peak memory budget of one job (GB), used to cap the number of parallel jobs.
+MEM_PER_JOB_GB = 4.0
+_ANAT = re.compile(
+    r"^(?P<prefix>sub-(?P<sub>[a-zA-Z0-9]+)(?:_ses-(?P<ses>[a-zA-Z0-9]+))?"
+    r"(?:_[a-zA-Z]+-[a-zA-Z0-9]+)*)_(?P<suffix>T1w|T2w)\.nii(?:\.gz)?$"
+)
+#: derivative key -> (name suffix after the prefix, file written by ``pipeline.run``)
+_OUTPUTS = {
+    "dseg": ("_desc-skullseg_dseg.nii.gz", "labels.nii.gz"),
+    "dseg_tsv": ("_desc-skullseg_dseg.tsv", "labels.tsv"),
+    "mask": ("_desc-skull_mask.nii.gz", "skull_mask.nii.gz"),
+    "mesh": ("_desc-skull_mesh.stl", "skull.stl"),
+    "qc": ("_desc-skullseg_qc.png", "qc.png"),
+    "report": ("_desc-skullseg_report.json", None),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One T1w image to segment: its subject, session, images and output name prefix."""
+
+    subject: str  # label without "sub-"
+    session: str | None  # label without "ses-"
+    t1: Path
+    t2: Path | None
+    prefix: str  # source entities, e.g. "sub-01_ses-a_run-1"
+
+
+def _strip(labels: Iterable[str] | None, key: str) -> set[str] | None:
+    return None if labels is None else {s.removeprefix(f"{key}-") for s in labels}
+
+
+def find_participants(
+    bids_dir: str | Path,
+    participant_labels: Sequence[str] | None = None,
+    sessions: Sequence[str] | None = None,
+    with_t2: bool = False,
+) -> list[Job]:
+    """Find the T1w images (and matching T2w) of a BIDS dataset, one :class:`Job` each.
+
+    Parameters
+    ----------
+    bids_dir : str or Path
+        Root of a BIDS raw dataset (``derivatives/`` and non-``sub-`` folders are ignored).
+    participant_labels, sessions : sequence of str, optional
+        Only these subjects / sessions (with or without the ``sub-`` / ``ses-`` prefix).
+    with_t2 : bool
+        Also find a T2w per T1w: same entities, else the same session's only/first T2w.
+
+    Returns
+    -------
+    list of Job
+        Sorted by prefix; every T1w (each ``acq``/``run``...) is a job of its own.
+
+    Raises
+    ------
+    InputError
+        Missing folder, requested participants without T1w, or no T1w at all.
+    """
+    root = Path(bids_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: BIDS folder not found")
+    if not (root / "dataset_description.json").is_file():
+        log.warning("%s: no dataset_description.json (is this a BIDS dataset?)", root)
+    wanted, wanted_ses = _strip(participant_labels, "sub"), _strip(sessions, "ses")
+    jobs: list[Job] = []
+    for anat in sorted(root.glob("sub-*/anat")) + sorted(root.glob("sub-*/ses-*/anat")):
+        found: dict[str, dict[str, Path]] = {"T1w": {}, "T2w": {}}
+        for f in sorted(anat.iterdir()):
+            m = _ANAT.match(f.name)
+            if m and f"sub-{m['sub']}" == anat.parts[len(root.parts)] and f.is_file():
+                found[m["suffix"]][m["prefix"]] = f
+        for prefix, t1 in found["T1w"].items():
+            m = _ANAT.match(t1.name)
+            sub, ses = m["sub"], m["ses"]  # type: ignore[index]
+            if (wanted is not None and sub not in wanted) or (
+                wanted_ses is not None and ses not in wanted_ses
+            ):
+                continue
+            t2s = found["T2w"]
+            t2 = t2s.get(prefix) or (next(iter(t2s.values())) if t2s else None)
+            jobs.append(Job(sub, ses, t1, t2 if with_t2 else None, prefix))
+    if wanted is not None and (missing := wanted - {j.subject for j in jobs}):
+        raise InputError(f"{root}: no T1w image for participant(s) {', '.join(sorted(missing))}")
+    if not jobs:
+        raise InputError(f"{root}: no T1w images found (sub-*/[ses-*/]anat/*_T1w.nii[.gz])")
+    return sorted(jobs, key=lambda j: j.prefix)
+
+
+def derivative_paths(out_dir: str | Path, job: Job) -> dict[str, Path]:
+    """BIDS derivative file names of ``job``: keys dseg, dseg_tsv, mask, mesh, qc, report."""
+    anat = Path(out_dir) / f"sub-{job.subject}"
+    if job.session:
+        anat = anat / f"ses-{job.session}"
+    return {key: anat / "anat" / f"{job.prefix}{suffix}" for key, (suffix, _) in _OUTPUTS.items()}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_dataset_description(out_dir: str | Path) -> Path:
+    """Write the derivative dataset's ``dataset_description.json`` (when missing or outdated)."""
+    path = Path(out_dir) / "dataset_description.json"
+    desc = {
+        "Name": "skullseg: skull, scalp, CSF, brain and air-cavity segmentation",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "skullseg", "Version": __version__}],
+    }
+    text = json.dumps(desc, indent=2) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        _write_atomic(path, text)
+    return path
+
+
+def _read_report(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(out_dir: str | Path, job: Job) -> bool:
+    """True when the job's report says ``ok`` and all its derivative files exist."""
+    paths = derivative_paths(out_dir, job)
+    report = _read_report(paths["report"])
+    return bool(report and report.get("status") == "ok") and all(
+        p.is_file() and p.stat().st_size > 0 for p in paths.values()
+    )
+
+
+def _record(job: Job, status: str, error: str = "", seconds: float = 0.0) -> dict:
+    return {
+        "participant_id": f"sub-{job.subject}",
+        "session_id": f"ses-{job.session}" if job.session else "",
+        "prefix": job.prefix,
+        "status": status,
+        "error": error,
+        "seconds": round(seconds, 1),
+    }
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return text if isinstance(exc, SkullsegError) else f"{type(exc).__name__}: {text}"
+
+
+def run_participant(
+    job: Job, out_dir: str | Path, force: bool = False, *, voxel_mm: float = 1.0
+) -> dict:
+    """Segment one job into the BIDS derivative layout; never raises for a failing subject.
+
+    Parameters
+    ----------
+    job : Job
+    out_dir : str or Path
+        Derivative dataset root.
+    force : bool
+        Redo the job even when its outputs are complete.
+    voxel_mm : float
+        Working resolution passed to :func:`skullseg.pipeline.run`.
+
+    Returns
+    -------
+    dict
+        ``participant_id``, ``session_id``, ``prefix``, ``status`` (ok, failed or skipped),
+        ``error`` (one line) and ``seconds``. A failure also writes the job's report with
+        ``status: failed``, so the group table lists it and a rerun retries it.
+    """
+    from .pipeline import run
+
+    out_dir = Path(out_dir)
+    if not force and is_complete(out_dir, job):
+        return _record(job, "skipped")
+    paths = derivative_paths(out_dir, job)
+    anat = paths["report"].parent
+    anat.mkdir(parents=True, exist_ok=True)
+    bids_info = {
+        "subject": job.subject,
+        "session": job.session,
+        "Sources": [f"bids:raw:{Path(*job.t1.parts[-(4 if job.session else 3) :]).as_posix()}"],
+        "t2": str(job.t2) if job.t2 else None,
+        "outputs": {k: p.name for k, p in paths.items()},
+    }
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=f".{job.prefix}.tmp-", dir=anat))
+    try:
+        report = run(job.t1, work / "out", voxel_mm=voxel_mm)
+        if job.t2 is not None:
+            report.setdefault("warnings", []).append(
+                f"T2w {job.t2.name} found but not used: segmentation uses the T1w only"
+            )
+        paths["report"].unlink(missing_ok=True)  # incomplete while files move
+        for key, (_, src) in _OUTPUTS.items():
+            if src is not None:
+                os.replace(work / "out" / src, paths[key])
+        for extra in sorted((work / "out").iterdir()):  # newer outputs: desc-skullseg_<name>
+            if extra.name != "report.json":
+                stem, dot, ext = extra.name.partition(".")
+                dest = (
+                    anat
+                    / f"{job.prefix}_desc-skullseg_{re.sub('[^a-zA-Z0-9]', '', stem)}{dot}{ext}"
+                )
+                if dest.is_dir():
+                    shutil.rmtree(dest)
+                os.replace(extra, dest)
+                bids_info["outputs"][extra.name] = dest.name
+        seconds = time.perf_counter() - t0
+        report.update(status="ok", error="", bids=bids_info, elapsed_s=round(seconds, 2))
+        _write_atomic(paths["report"], json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return _record(job, "ok", seconds=seconds)
+    except Exception as exc:  # noqa: BLE001 - one subject's failure must not stop the others
+        log.debug("%s failed", job.prefix, exc_info=True)
+        error, seconds = _one_line(exc), time.perf_counter() - t0
+        failed = {"status": "failed", "error": error, "skullseg_version": __version__}
+        _write_atomic(paths["report"], json.dumps({**failed, "bids": bids_info}, indent=2) + "\n")
+        return _record(job, "failed", error, seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo, else free physical pages from ``os.sysconf``."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_capped_jobs(n_jobs: int, mem_per_job_gb: float = MEM_PER_JOB_GB) -> int:
+    """``n_jobs`` (``<= 0``: one per CPU) capped at floor(available memory / per-job memory)."""
+    n = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
+    avail = available_memory_bytes()
+    if avail is not None:
+        cap = max(1, int(avail // (mem_per_job_gb * 1024**3)))
+        if cap < n:
+            gb = avail / 1024**3
+            log.warning(
+                f"--n-jobs {n} capped at {cap}: {gb:.1f} GB available, {mem_per_job_gb:g} GB a job"
+            )
+            n = cap
+    return n
+
+
+def _init_worker(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+
+def _progress(total: int) -> Callable[[dict], None]:
+    done: list[dict] = []
+    t0 = time.perf_counter()
+
+    def report(rec: dict) -> None:
+        done.append(rec)
+        n = {s: sum(r["status"] == s for r in done) for s in ("ok", "failed", "skipped")}
+        ran = n["ok"] + n["failed"]
+        left = total - len(done)
+        eta = f", about {(time.perf_counter() - t0) / ran * left / 60:.1f} min left" if ran else ""
+        msg = f"{rec['status']}: {rec['error']}" if rec["error"] else rec["status"]
+        counts = ", ".join(f"{v} {k}" for k, v in n.items())
+        log.info(f"[{len(done)}/{total}] {rec['prefix'].replace('_', ' ')}: {msg} ({counts}{eta})")
+
+    return report
+
+
+def run_participants(
+    jobs: Sequence[Job],
+    out_dir: str | Path,
+    n_jobs: int = 1,
+    force: bool = False,
+    executor: str = "process",
+    scheduler: str | None = None,
+    *,
+    voxel_mm: float = 1.0,
+    mem_per_job_gb: float = MEM_PER_JOB_GB,
+) -> list[dict]:
+    """Run :func:`run_participant` for every job, in parallel; returns records in job order.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Parallel jobs (``<= 0``: one per CPU), capped at available memory / ``mem_per_job_gb``.
+        With 1 (process executor) the jobs run in this process.
+    executor : {"process", "dask"}
+        A spawn-context ``ProcessPoolExecutor``, or a ``dask.distributed`` client.
+    scheduler : str, optional
+        Dask scheduler address; ``None`` or ``"local"``: a ``LocalCluster`` of ``n_jobs``
+        single-threaded worker processes.
+    Other parameters are those of :func:`run_participant`.
+    """
+    out_dir = Path(out_dir)
+    if executor not in ("process", "dask"):
+        raise InputError(f"unknown executor '{executor}' (use 'process' or 'dask')")
+    records: dict[int, dict] = {}
+    progress = _progress(len(jobs))
+    todo = []
+    for i, job in enumerate(jobs):
+        if not force and is_complete(out_dir, job):
+            records[i] = _record(job, "skipped")
+            progress(records[i])
+        else:
+            todo.append(i)
+    remote = executor == "dask" and scheduler not in (None, "local")  # its workers, its memory
+    n_workers = 0 if remote else min(memory_capped_jobs(n_jobs, mem_per_job_gb), len(todo) or 1)
+    args = (out_dir, force)
+    if executor == "dask" and todo:
+        _run_dask(jobs, todo, args, voxel_mm, scheduler, n_workers, records, progress)
+    elif n_workers == 1:
+        for i in todo:
+            records[i] = run_participant(jobs[i], *args, voxel_mm=voxel_mm)
+            progress(records[i])
+    elif todo:
+        _run_pool(jobs, todo, args, voxel_mm, n_workers, records, progress)
+    return [records[i] for i in range(len(jobs))]
+
+
+def _run_pool(jobs, todo, args, voxel_mm, n_workers, records, progress) -> None:
+    """Jobs in a spawn process pool. Jobs lost with a dead worker (killed: out of memory?) are
+    retried one at a time in fresh processes, so that only the job that kills one fails."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    log.info("running %d job(s) in %d processes of %d thread(s)", len(todo), n_workers, threads)
+    ctx, lost = mp.get_context("spawn"), []
+    with ProcessPoolExecutor(n_workers, ctx, initializer=_init_worker, initargs=(threads,)) as ex:
+        futures = {ex.submit(run_participant, jobs[i], *args, voxel_mm=voxel_mm): i for i in todo}
+        for fut in as_completed(futures):
+            try:
+                records[futures[fut]] = fut.result()
+            except BrokenProcessPool:
+                lost.append(futures[fut])
+                continue
+            progress(records[futures[fut]])
+    if lost:
+        log.warning("a worker process died; retrying %d job(s) one at a time", len(lost))
+    for i in sorted(lost):
+        with ProcessPoolExecutor(1, ctx, initializer=_init_worker, initargs=(threads,)) as ex:
+            try:
+                records[i] = ex.submit(run_participant, jobs[i], *args, voxel_mm=voxel_mm).result()
+            except BrokenProcessPool:
+                records[i] = _record(jobs[i], "failed", "worker process died (out of memory?)")
+        progress(records[i])
+
+
+def _collect(futures, as_completed, jobs, records, progress) -> None:
+    """Records of finished Dask futures; a job whose worker was lost failed."""
+    for fut in as_completed(futures):
+        i = futures[fut]
+        try:
+            records[i] = fut.result()
+        except Exception as exc:  # noqa: BLE001 - the job never reported back
+            records[i] = _record(jobs[i], "failed", f"dask worker lost: {_one_line(exc)}")
+        progress(records[i])
+
+
+def _run_dask(jobs, todo, args, voxel_mm, scheduler, n_workers, records, progress) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise SkullsegError(
+            "the dask executor needs dask.distributed: pip install 'dask[distributed]'"
+        ) from exc
+    cluster = None
+    if scheduler in (None, "local"):
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            log.info("dask scheduler %s: %d job(s)", client.scheduler.address, len(todo))
+            futures = {
+                client.submit(run_participant, jobs[i], *args, voxel_mm=voxel_mm, pure=False): i
+                for i in todo
+            }
+            _collect(futures, as_completed, jobs, records, progress)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _thumbnail_b64(png: Path, width: int = 360) -> str:
+    """The PNG shrunk by block averaging to about ``width`` pixels, base64-encoded."""
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)
+    s = max(1, math.ceil(img.shape[1] / width))
+    h, w = img.shape[0] // s * s, img.shape[1] // s * s
+    small = img[:h, :w].reshape(h // s, s, w // s, s, -1).mean(axis=(1, 3)).squeeze()
+    buf = io.BytesIO()
+    mpimg.imsave(buf, small, format="png", cmap="gray")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def group_report(out_dir: str | Path) -> Path:
+    """BIDS App ``group`` level: ``skullseg_group.tsv`` and ``skullseg_group.html`` in ``out_dir``.
+
+    One row per job report found (failed jobs included, with their error): status, volumes
+    (mL) of every label, skull thickness (median, p5, p95 in mm), warnings; the HTML adds a
+    thumbnail of each QC picture, embedded so that the page stands alone.
+
+    Returns
+    -------
+    Path
+        The TSV file.
+    """
+    out_dir = Path(out_dir)
+    found = sorted(out_dir.glob("sub-*/anat/*_desc-skullseg_report.json"))
+    found += sorted(out_dir.glob("sub-*/ses-*/anat/*_desc-skullseg_report.json"))
+    if not found:
+        raise InputError(f"{out_dir}: no skullseg participant reports (run 'participant' first)")
+    rows, thumbs = [], []
+    for path in sorted(found, key=lambda p: p.name):
+        rep = _read_report(path) or {"status": "failed", "error": "unreadable report"}
+        b = rep.get("bids", {})
+        row = {
+            "participant_id": f"sub-{b['subject']}" if "subject" in b else "",
+            "session_id": f"ses-{b['session']}" if b.get("session") else "",
+            "prefix": path.name.removesuffix(_OUTPUTS["report"][0]),
+            "status": rep.get("status", ""),
+            "error": rep.get("error", ""),
+        }
+        row.update({f"{k}_ml": v for k, v in rep.get("volumes_ml", {}).items()})
+        thick = rep.get("skull_thickness_mm") or {}
+        row.update({f"skull_thickness_{k}_mm": thick.get(k, "") for k in ("median", "p5", "p95")})
+        row["warnings"] = "; ".join(rep.get("warnings", []))
+        rows.append(row)
+        qc = path.with_name(row["prefix"] + _OUTPUTS["qc"][0])
+        thumbs.append(_thumbnail_b64(qc) if row["status"] == "ok" and qc.is_file() else "")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    tsv = out_dir / "skullseg_group.tsv"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, delimiter="\t", restval="n/a", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("n/a" if v == "" else v) for k, v in r.items()} for r in rows)
+    _write_atomic(tsv, buf.getvalue())
+    _write_atomic(out_dir / "skullseg_group.html", _html(rows, columns, thumbs))
+    return tsv
+
+
+def _html(rows: list[dict], columns: list[str], thumbs: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["qc", *columns])
+    body = []
+    for row, thumb in zip(rows, thumbs):
+        img = f'<img src="data:image/png;base64,{thumb}" width="360">' if thumb else ""
+        cls = "" if row["status"] == "ok" else ' class="failed"'
+        cells = "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns)
+        body.append(f"<tr{cls}><td>{img}</td>{cells}</tr>")
+    n_ok = sum(r["status"] == "ok" for r in rows)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>skullseg group report</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px;font-size:12px}.failed{background:#fdd}"
+        f"</style></head><body><h1>skullseg {html.escape(__version__)}: {n_ok} of {len(rows)} "
+        f"ok</h1>\n<table><tr>{head}</tr>\n" + "\n".join(body) + "\n</table></body></html>\n"
+    )
+
+
+def slurm_script(
+    bids_dir: str | Path,
+    out_dir: str | Path,
+    participants: Sequence[str],
+    extra_args: Sequence[str] = (),
+    *,
+    cpus: int = 2,
+    mem: str = "4G",
+    time_limit: str = "02:00:00",
+) -> str:
+    """An ``sbatch`` array script: one task per participant label, then ``group`` by hand.
+
+    Submit with ``sbatch script.sh``; when the array is done, run
+    ``skullseg bids BIDS_DIR OUT_DIR group`` (or ``sbatch --dependency=afterok:JOBID``).
+    """
+    labels = [p.removeprefix("sub-") for p in participants]
+    if not labels:
+        raise InputError("no participants for the SLURM array")
+    cmd = ["skullseg", "bids", str(bids_dir), str(out_dir), "participant"]
+    extra = "".join(f" {shlex.quote(a)}" for a in extra_args)
+    return f"""#!/bin/bash
+#SBATCH --job-name=skullseg
+#SBATCH --array=0-{len(labels) - 1}
+#SBATCH --cpus-per-task={cpus}
+#SBATCH --mem={mem}
+#SBATCH --time={time_limit}
+#SBATCH --output=skullseg_%A_%a.log
+set -euo pipefail
+LABELS=({" ".join(shlex.quote(x) for x in labels)})
+export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-1}}"
+{shlex.join(cmd)} --n-jobs 1 --participant-label "${{LABELS[$SLURM_ARRAY_TASK_ID]}}"{extra}
+# when all tasks are done: skullseg bids {shlex.join(cmd[2:4])} group
+"""
+
+
+def bids_command(
+    bids_dir: str | Path,
+    out_dir: str | Path,
+    level: str,
+    participant_labels: Sequence[str] | None = None,
+    sessions: Sequence[str] | None = None,
+    with_t2: bool = False,
+    n_jobs: int = 1,
+    force: bool = False,
+    executor: str = "process",
+    scheduler: str | None = None,
+    print_slurm: bool = False,
+    voxel_mm: float = 1.0,
+) -> int:
+    """``skullseg bids``: the participant or group level, or print a SLURM array script.
+
+    Returns
+    -------
+    int
+        0 when every job is ok (or skipped), 1 when any failed; the group level and
+        ``print_slurm`` return 0. Bad arguments raise :class:`~skullseg.errors.InputError`.
+    """
+    bids_dir, out_dir = Path(bids_dir), Path(out_dir)
+    if out_dir.resolve() == bids_dir.resolve():
+        raise InputError(f"{out_dir}: the output folder must not be the BIDS folder itself")
+    if level not in ("participant", "group"):
+        raise InputError(f"unknown analysis level '{level}' (use 'participant' or 'group')")
+    if print_slurm:
+        jobs = find_participants(bids_dir, participant_labels, sessions, with_t2)
+        extra = [*(["--session", *sessions] if sessions else []), *(["--t2"] if with_t2 else [])]
+        extra += [*(["--voxel-mm", str(voxel_mm)] if voxel_mm != 1.0 else [])]
+        extra += ["--force"] if force else []
+        labels = sorted({j.subject for j in jobs})
+        print(slurm_script(bids_dir.absolute(), out_dir.absolute(), labels, extra), end="")
+        return 0
+    if level == "group":
+        tsv = group_report(out_dir)
+        print(f"skullseg bids: group table {tsv}, summary {tsv.with_suffix('.html')}")
+        return 0
+    jobs = find_participants(bids_dir, participant_labels, sessions, with_t2)
+    write_dataset_description(out_dir)
+    recs = run_participants(jobs, out_dir, n_jobs, force, executor, scheduler, voxel_mm=voxel_mm)
+    failed = [r for r in recs if r["status"] == "failed"]
+    counts = {s: sum(r["status"] == s for r in recs) for s in ("ok", "skipped", "failed")}
+    print(f"skullseg bids: {', '.join(f'{n} {s}' for s, n in counts.items())} in {out_dir}")
+    for r in failed:
+        print(f"  failed {r['prefix']}: {r['error']}")
+    return 1 if failed else 0
