@@ -60,6 +60,7 @@ def test_registration_recovers_a_known_motion(phantom, moved, registered):
     assert np.degrees(Rotation.from_matrix(residual[:3, :3]).magnitude()) < 0.5
     assert np.linalg.norm(residual[:3, :3] @ CENTRE_MM + residual[:3, 3] - CENTRE_MM) < 0.5
     assert abs(quality["rotation_deg"] - 5.0) < 0.5
+    assert abs(quality["translation_mm"] - np.linalg.norm([3.0, -2.0, 4.0])) < 0.5
     assert quality["overlap"] > 0.95
     assert resampled.same_grid(phantom.t1)
     # back on the T1 grid the moved T2 matches the T2 that never moved

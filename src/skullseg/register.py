@@ -154,7 +154,8 @@ def register_rigid(
         ``metric`` (final Mattes MI, negative: lower is better), ``nmi`` and
         ``correlation`` of the two images inside the fixed head mask, ``overlap``
         (share of the fixed head inside the moving field of view), ``rotation_deg``,
-        ``translation_mm`` (norm), ``initialisation`` and ``iterations``.
+        ``translation_mm`` (how far the transform moves the fixed grid's centre),
+        ``initialisation``, ``iterations`` and ``stop`` (the optimizer's reason).
 
     Examples
     --------
@@ -223,6 +224,8 @@ def register_rigid(
     x, y = fixed.data[in_head].astype(np.float64), resampled.data[in_head].astype(np.float64)
     corr = float(np.corrcoef(x, y)[0, 1]) if x.size > 100 and x.std() > 0 and y.std() > 0 else 0.0
     rot = moving_from_fixed[:3, :3]
+    c = fixed.center_world()
+    centre_shift = fixed_from_moving[:3, :3] @ c + fixed_from_moving[:3, 3] - c
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0))))
     quality = {
         "metric": float(reg.GetMetricValue()),
@@ -230,7 +233,7 @@ def register_rigid(
         "correlation": corr,
         "overlap": overlap,
         "rotation_deg": angle,
-        "translation_mm": float(np.linalg.norm(fixed_from_moving[:3, 3])),
+        "translation_mm": float(np.linalg.norm(centre_shift)),
         "initialisation": how,
         "iterations": int(reg.GetOptimizerIteration()),
         "stop": reg.GetOptimizerStopConditionDescription(),
