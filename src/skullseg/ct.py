@@ -276,7 +276,8 @@ def csf_mask(
     The threshold is midway between ``csf_hu`` and the median HU of the cavity
     (mostly brain), kept within 12..25 HU. The thin CSF layer under the bone
     is blurred with it by partial volume: within 1 mm of bone everything is
-    CSF, within 2.5 mm whatever is not in the brain's HU range.
+    CSF, within 2.5 mm whatever is not in the brain's HU range. The cavity's
+    rim at its openings (foramen magnum) is CSF too, so brain never meets scalp.
     """
     vox = work.zooms_mm[0]
     hu = ndi.gaussian_filter(work.data, 0.5 / vox)
@@ -286,6 +287,7 @@ def csf_mask(
     csf = hu < thr
     csf |= (to_bone <= 2.5) & (hu > brain_hu + 12.0)
     csf |= to_bone <= 1.0
+    csf |= distance_inside_mm(intracranial | bone, vox) <= 1.0  # rim at the openings
     log.info("ct csf: brain median %.0f HU, csf below %.0f HU", brain_hu, thr)
     return csf & intracranial
 
@@ -426,12 +428,12 @@ def segment_ct(
         raise SkullsegError(
             f"no cranial cavity found in the CT{hint or ' (is the whole skull in view?)'}"
         )
+    bone &= ~ic  # calcifications inside the cavity are not skull
+    bone_score[ic] = np.minimum(bone_score[ic], -1.0)
     t0 = tick("intracranial", t0)
     surfaces = ct_skull_surfaces(work, head, bone, ic, params)
     t0 = tick("skull surfaces", t0)
     vox = work.zooms_mm[0]
-    bone &= ~ic
-    bone_score[ic] = np.minimum(bone_score[ic], -1.0)
     csf = csf_mask(work, ic, bone)
     hu = ndi.gaussian_filter(work.data, 0.7 / vox)
     air = (hu < -400.0) & head & ~ic & ~bone

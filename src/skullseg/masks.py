@@ -130,6 +130,7 @@ def brain_mask(
     lower_shift: float = 0.0,
     max_depth_below_centre_mm: float = 85.0,
     regrow_extra_mm: float = 2.0,
+    allowed: np.ndarray | None = None,
 ) -> Volume:
     """Brain parenchyma: GM-to-WM voxels cut free by erosion, grown back, filled.
 
@@ -152,6 +153,8 @@ def brain_mask(
     regrow_extra_mm : float
         The eroded core grows back this much further than it was eroded, so
         gyral crowns far from the white matter come back.
+    allowed : ndarray of bool, optional
+        Where the brain may be (e.g. a dilated intracranial atlas prior).
     max_depth_below_centre_mm : float
         Nothing deeper than this below :func:`brain_centre` is brain (cord, neck).
     """
@@ -163,6 +166,8 @@ def brain_mask(
     # the brain ends a hand's breadth below its centre: cut the cord and the neck
     floor = int(max(0, brain_centre(head)[2] - max_depth_below_centre_mm / vox))
     cand[:, :, :floor] = False
+    if allowed is not None:
+        cand &= allowed
     core = erode(cand, erosion_mm, vox)
     core = _central_component(core, head)
     grown = dilate(core, erosion_mm + regrow_extra_mm, vox) & cand
@@ -200,6 +205,7 @@ def adaptive_brain_mask(
     *,
     shifts: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25),
     max_brain_ml: float = 1900.0,
+    allowed: np.ndarray | None = None,
 ) -> Volume:
     """Brain mask at the mixture threshold, raised step by step while it is implausibly big.
 
@@ -214,11 +220,16 @@ def adaptive_brain_mask(
     small = resample_to_grid(vol, coarse_grid, order=1)
     small_head = resample_to_grid(head.with_data(head.data.astype(np.float32)), coarse_grid)
     small_head = small_head.with_data((small_head.data > 0.5).astype(np.uint8))
+    small_allowed = None
+    if allowed is not None:
+        small_allowed = (
+            resample_to_grid(vol.with_data(allowed.astype(np.float32)), coarse_grid).data > 0.5
+        )
     chosen = shifts[-1]
     for shift in shifts:
-        mask = brain_mask(small, small_head, levels, lower_shift=shift)
+        mask = brain_mask(small, small_head, levels, lower_shift=shift, allowed=small_allowed)
         if float(mask.data.sum() * small.voxel_volume_ml) <= max_brain_ml:
             chosen = shift
             break
     log.info("brain threshold: %.3g", levels.lower + chosen * levels.wm)
-    return brain_mask(vol, head, levels, lower_shift=chosen)
+    return brain_mask(vol, head, levels, lower_shift=chosen, allowed=allowed)

@@ -70,6 +70,7 @@ def segment(
     voxel_mm: float = 1.0,
     params: SkullParams | None = None,
     n4: bool = True,
+    use_atlas: bool = True,
     progress: ProgressDisplay | None = None,
 ) -> SegmentResult:
     """Segment skull, scalp, CSF, brain and air cavities from a T1-weighted head MRI.
@@ -84,6 +85,9 @@ def segment(
         Bounds of the layered skull model.
     n4 : bool
         Correct the bias field (N4) before segmenting.
+    use_atlas : bool
+        Register the whole-head atlas (affine) and keep the brain inside its
+        intracranial prior, which stops leaks into the face and neck.
     progress : ProgressDisplay, optional
         Where stage progress goes (silent by default; timings are kept either way).
 
@@ -110,9 +114,15 @@ def segment(
     with timer.stage("bias correction"):
         if n4:
             work = n4_bias_correct(work, head)
+    allowed = None
+    if use_atlas:
+        with timer.stage("atlas prior"):
+            allowed, note = intracranial_prior_region(work, head)
+            if note:
+                warnings.append(note)
     with timer.stage("brain mask"):
         levels = brain_levels(work, head)
-        brain = adaptive_brain_mask(work, head, levels)
+        brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
         if brain.data.sum() * brain.voxel_volume_ml < 300:
             raise SkullsegError("no brain found in the image (is it a head MRI?)")
     with timer.stage("skull surfaces"):
@@ -136,6 +146,35 @@ def segment(
         lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
     )
     return result
+
+
+def intracranial_prior_region(
+    work: Volume,
+    head: Volume,
+    *,
+    level: float = 0.02,
+    margin_mm: float = 6.0,
+    min_head_dice: float = 0.8,
+) -> tuple[np.ndarray | None, str]:
+    """Where the brain may be: the atlas's brain + CSF prior above ``level``, dilated.
+
+    Returns ``(None, warning)`` when the atlas does not fit the head well
+    (head Dice below ``min_head_dice``), so a bad registration never constrains.
+    """
+    from .atlas import load_atlas, register_atlas, warp_priors
+    from .morphology import dilate
+
+    atlas = load_atlas()
+    transform, info = register_atlas(atlas, work, head_mask=head)
+    if info.get("head_dice", 0.0) < min_head_dice:
+        return None, (
+            f"atlas registration is poor (head overlap {info.get('head_dice', 0):.2f});"
+            " the brain mask is not constrained by the atlas"
+        )
+    priors = warp_priors(atlas, transform, work)
+    region = (priors["brain"].data + priors["csf"].data) > level
+    log.info("atlas: head overlap %.2f, %.1f s", info["head_dice"], info.get("seconds", 0))
+    return dilate(region, margin_mm, work.zooms_mm[0]), ""
 
 
 def run(
