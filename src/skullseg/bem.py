@@ -29,8 +29,6 @@ images' ``c_ras`` (use the world-RAS ``.gii`` copies and your own registration i
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
 from .evaluate import _points_to_mesh, vox2ras_tkr
+from .fileutil import atomic_path
 from .mesh import Surface, write_mesh
 from .radial import radius_at
 from .skull import SkullSurfaces
@@ -363,9 +362,7 @@ def _write_surf(path: Path, vertices: NDArray, faces: NDArray, volume_info: dict
     """FreeSurfer geometry with volume info, written atomically with reproducible bytes."""
     from nibabel.freesurfer import write_geometry
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".surf")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".surf") as tmp:
         write_geometry(
             tmp,
             vertices,
@@ -373,11 +370,6 @@ def _write_surf(path: Path, vertices: NDArray, faces: NDArray, volume_info: dict
             create_stamp="created by skullseg",
             volume_info=volume_info,
         )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, SkullsegError
+from .fileutil import atomic_write_bytes
 
 __all__ = [
     "Job",
@@ -148,11 +149,7 @@ def derivative_paths(out_dir: str | Path, job: Job) -> dict[str, Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def write_dataset_description(out_dir: str | Path) -> Path:

@@ -12,8 +12,6 @@ import gzip
 import io
 import logging
 import math
-import os
-import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +25,7 @@ from nibabel.filebasedimages import ImageFileError
 from numpy.typing import DTypeLike, NDArray
 
 from .errors import InputError
+from .fileutil import atomic_write_bytes
 from .volume import Volume
 
 __all__ = ["load_volume", "save_nifti", "detect_format", "input_header_summary"]
@@ -200,7 +199,7 @@ def save_nifti(vol: Volume, path: str | Path, *, dtype: DTypeLike | None = None)
         with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="", compresslevel=6) as gz:
             gz.write(raw)
         raw = buf.getvalue()
-    _atomic_write(path, raw)
+    atomic_write_bytes(path, raw)
     return path
 
 
@@ -487,16 +486,3 @@ def _default_dtype(arr: NDArray) -> np.dtype:
         if -(2**31) <= arr.min() and arr.max() < 2**31:
             return np.dtype(np.int32)
     return arr.dtype
-
-
-def _atomic_write(path: Path, raw: bytes) -> None:
-    """Write to a temporary file in the target folder, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

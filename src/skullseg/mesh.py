@@ -12,8 +12,6 @@ cavity shell with negative signed volume; the mesh's total signed volume is the 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +21,7 @@ from numpy.typing import NDArray
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
+from .fileutil import atomic_path
 from .volume import Volume
 
 if TYPE_CHECKING:
@@ -575,9 +574,7 @@ def write_mesh(surface: Surface, path: str | Path) -> Path:
     ext = path.suffix.lower()
     if ext not in _WRITE_FORMATS:
         raise ValueError(f"unknown mesh format {path.suffix!r}; use one of {_WRITE_FORMATS}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=ext)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=ext) as tmp:
         if ext == ".gii":
             _write_gifti(surface, tmp)
         elif ext == ".surf":
@@ -586,9 +583,4 @@ def write_mesh(surface: Surface, path: str | Path) -> Path:
             write_geometry(tmp, surface.vertices, surface.faces.astype(np.int32))
         else:
             to_trimesh(surface).export(tmp, file_type=ext[1:])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

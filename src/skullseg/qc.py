@@ -9,14 +9,13 @@ which the caption states).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import labels as L
+from .fileutil import atomic_path
 from .volume import Volume
 
 __all__ = ["label_volumes_ml", "write_qc_png"]
@@ -103,13 +102,9 @@ def write_qc_png(image: Volume, labels: Volume, path: str | Path, *, title: str 
     fig.suptitle(f"{title}  (radiological view: subject's right on the left)", color="white")
     fig.tight_layout(rect=(0, 0.04, 1, 0.96))
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=80, facecolor="black")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=80, facecolor="black")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -21,9 +21,7 @@ import datetime as _dt
 import html
 import json
 import logging
-import os
 import re
-import tempfile
 import zlib
 from collections.abc import Mapping
 from functools import cache
@@ -36,6 +34,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from . import labels as L
+from .fileutil import atomic_write_bytes
 from .mesh import Surface
 from .volume import Volume
 
@@ -118,17 +117,7 @@ def write_report_html(
             raise ValueError(f"report.html cannot fit {max_bytes} bytes ({len(raw)} at the least)")
         log.info("report.html is %.1f MB, downsampling further", len(raw) / 1e6)
         max_dim, max_faces = max(int(max_dim * 0.8), 32), max(int(max_faces * 0.6), 2000)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_bytes(path, raw)
 
 
 def report_html_text(

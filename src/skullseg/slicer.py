@@ -23,15 +23,14 @@ first) rather than by ``pynrrd``, so that equal labels give equal bytes; ``pynrr
 from __future__ import annotations
 
 import gzip
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import labels as L
+from .fileutil import atomic_write_bytes
 from .volume import Volume
 
 __all__ = ["slicer_header_fields", "write_slicer_seg", "write_bids_dseg", "bids_entities"]
@@ -146,20 +145,8 @@ def write_slicer_seg(labels: Volume, path: str | Path) -> Path:
     raw = np.asarray(data, dtype=np.uint8).tobytes(order="F")  # NRRD: first axis fastest
     blob = ("\n".join(header) + "\n\n").encode("ascii") + gzip.compress(raw, 6, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, blob)
+    atomic_write_bytes(path, blob)
     return path
-
-
-def _atomic_write(path: Path, blob: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _ENTITY = re.compile(r"^[a-zA-Z0-9]+-[a-zA-Z0-9]+$")
@@ -217,5 +204,5 @@ def write_bids_dseg(labels: Volume, outdir: str | Path, entities: str) -> list[P
     stem = f"{entities}_desc-skullseg_dseg"
     image = save_nifti(labels, outdir / f"{stem}.nii.gz", dtype=np.uint8)
     table = outdir / f"{stem}.tsv"
-    _atomic_write(table, L.labels_tsv_text().encode("utf-8"))
+    atomic_write_bytes(table, L.labels_tsv_text().encode("utf-8"))
     return [image, table]

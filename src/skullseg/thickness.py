@@ -24,8 +24,6 @@ benchmark scores (:func:`skullseg.evaluate.vault_mask`).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .evaluate import _points_to_mesh
+from .fileutil import atomic_path
 from .mesh import Surface
 from .skull import SkullSurfaces
 from .volume import Volume
@@ -230,17 +229,10 @@ def write_vertex_values(values: ArrayLike, path: str | Path) -> Path:
 
     path = Path(path)
     v = np.asarray(values, dtype=np.float32).ravel()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         if path.suffix.lower() == ".gii":
             array = nib.gifti.GiftiDataArray(v, intent="NIFTI_INTENT_SHAPE")
             nib.save(nib.gifti.GiftiImage(darrays=[array]), tmp)
         else:
             nib.freesurfer.write_morph_data(tmp, v)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
