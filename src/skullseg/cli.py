@@ -89,6 +89,20 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--voxel-mm", type=float, default=1.0, help="working resolution in mm (default 1.0)"
     )
     p.add_argument(
+        "--t2",
+        "--contrast2",
+        dest="t2",
+        type=Path,
+        default=None,
+        help="a T2- or PD-weighted image of the same head (registered rigidly to the input)",
+    )
+    p.add_argument(
+        "--modality",
+        choices=["auto", "t1", "t2", "ct"],
+        default="auto",
+        help="input contrast (auto: CT when the values look like Hounsfield units, else T1)",
+    )
+    p.add_argument(
         "--bem-ico",
         type=int,
         default=4,
@@ -254,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                 bem_ico=args.bem_ico,
                 bem_gap_mm=args.bem_gap_mm,
                 bids_naming=args.bids_naming,
+                t2_path=args.t2,
+                modality=args.modality,
             )
             print(f"skullseg: outputs in {args.outdir}; report: {args.outdir / 'report.html'}")
         elif args.command == "demo":

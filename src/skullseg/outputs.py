@@ -79,6 +79,7 @@ def write_outputs(
     progress: ProgressDisplay,
     t_start: float,
     image=None,
+    extra: dict | None = None,
 ) -> dict:
     """Write every output of ``result`` (a :class:`~skullseg.pipeline.SegmentResult`).
 
@@ -105,9 +106,13 @@ def write_outputs(
         mesh = mask_to_surface(skull_work)
         write_mesh(mesh, folder / "skull.stl")
         mesh_facts = check_mesh(mesh)
+    is_ct = options.get("modality") == "ct"
+    shown = result.image_work
+    if is_ct:  # a bone window for the pictures
+        shown = shown.with_data(np.clip(shown.data, -100.0, 1500.0) + 100.0)
     with progress.stage("qc picture"):
         write_qc_png(
-            result.image_work,
+            shown,
             result.labels_work,
             folder / "qc.png",
             title=f"skullseg {__version__}: {input_path.name}",
@@ -126,6 +131,13 @@ def write_outputs(
         save_nifti(thick, folder / "thickness.nii.gz", dtype=np.float32)
         vt = vertex_thickness(s, bem["outer_skull"])
         thickness = thickness_summary(thick, bem["outer_skull"], vt)
+    if not is_ct:
+        with progress.stage("pseudo-CT"):
+            from .pseudo_ct import pseudo_ct
+
+            save_nifti(
+                pseudo_ct(result.labels, image=image), folder / "pseudo_ct.nii.gz", dtype=np.float32
+            )
     with progress.stage("slicer segmentation"):
         write_slicer_seg(result.labels, folder / "labels.seg.nrrd")
         if options.get("bids_naming"):
@@ -147,12 +159,13 @@ def write_outputs(
         "bem": {**bem_facts, "ico": ico, "gap_mm": gap},
         "warnings": result.warnings + [f"IMPLAUSIBLE: {f}" for f in result.failures],
         "platform": {"python": platform.python_version(), "machine": platform.machine()},
+        **(extra or {}),
     }
     with progress.stage("html report"):
         write_report_html(
             folder / "report.html",
             report,
-            result.image_work,
+            shown,
             result.labels_work,
             {"skull": mesh, "outer_skull": bem["outer_skull"], "scalp": bem["outer_skin"]},
             vertex_values={"outer_skull": vt},

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import labels as L
 from .checks import check_result
-from .conform import conform, to_input_grid
-from .errors import ImplausibleResultError, SkullsegError
+from .conform import conform, resample_to_grid, to_input_grid
+from .errors import ImplausibleResultError, InputError, SkullsegError
 from .intensity import n4_bias_correct
 from .masks import adaptive_brain_mask, brain_levels, head_mask
 from .progress import ProgressDisplay
@@ -71,6 +71,7 @@ def segment(
     params: SkullParams | None = None,
     n4: bool = True,
     use_atlas: bool = True,
+    t2: Volume | None = None,
     progress: ProgressDisplay | None = None,
 ) -> SegmentResult:
     """Segment skull, scalp, CSF, brain and air cavities from a T1-weighted head MRI.
@@ -85,6 +86,10 @@ def segment(
         Bounds of the layered skull model.
     n4 : bool
         Correct the bias field (N4) before segmenting.
+    t2 : Volume, optional
+        A T2- or PD-weighted image already aligned with ``image`` (same world
+        space, any grid; see :func:`skullseg.register.register_rigid`). It
+        places the inner skull where bright CSF meets dark bone.
     use_atlas : bool
         Register the whole-head atlas (affine) and keep the brain inside its
         intracranial prior, which stops leaks into the face and neck.
@@ -127,8 +132,9 @@ def segment(
             raise SkullsegError("no brain found in the image (is it a head MRI?)")
     with timer.stage("skull surfaces"):
         p = params or SkullParams()
+        t2_work = None if t2 is None else resample_to_grid(t2, work, order=1)
         surfaces = fit_skull_surfaces(
-            work, head, brain, dark_threshold=p.dark_fraction * levels.wm, params=p
+            work, head, brain, dark_threshold=p.dark_fraction * levels.wm, params=p, t2=t2_work
         )
     with timer.stage("labels"):
         h = head.data > 0
@@ -189,11 +195,18 @@ def run(
     bem_ico: int = 4,
     bem_gap_mm: float = 1.0,
     bids_naming: bool = False,
+    t2_path: str | Path | None = None,
+    modality: str = "auto",
 ) -> dict:
     """Segment one image file and write the output contract into ``outdir``.
 
     Nothing is written to ``outdir`` unless the whole run succeeds: outputs go
     to a temporary folder beside it that is renamed at the end.
+
+    ``modality`` is ``"t1"``, ``"t2"`` (a T2/PD image alone), ``"ct"`` or
+    ``"auto"`` (CT when the values look like Hounsfield units, else T1).
+    ``t2_path`` adds a T2- or PD-weighted image of the same head, rigidly
+    registered to the first (mutual information) and checked for a mismatch.
 
     Returns
     -------
@@ -208,9 +221,31 @@ def run(
     check_outdir(input_path, outdir, force)
     progress = ProgressDisplay(quiet=quiet)
     t_start = time.perf_counter()
+    from .ct import looks_like_ct, segment_ct
+
     with progress.stage("load"):
         image = load_volume(input_path, volume_index=volume_index)
-    result = segment(image, voxel_mm=voxel_mm, progress=progress)
+    extra: dict = {}
+    pre_warnings: list[str] = []
+    if modality == "auto":
+        modality = "ct" if looks_like_ct(image) else "t1"
+        if modality == "ct":
+            pre_warnings.append("input looks like a CT (Hounsfield units): segmented as CT")
+    if modality == "ct":
+        if t2_path is not None:
+            raise InputError(f"{t2_path}: --t2 cannot be combined with a CT input")
+        result = segment_ct(image, voxel_mm=voxel_mm)
+    else:
+        t2 = None
+        if t2_path is not None:
+            t2, extra["t2_registration"], more = _load_second_contrast(
+                Path(t2_path), image, progress
+            )
+            pre_warnings += more
+        elif modality == "t2":
+            t2 = image
+        result = segment(image, voxel_mm=voxel_mm, progress=progress, t2=t2)
+    result.warnings[:0] = pre_warnings
     if result.failures and not allow_implausible:
         raise ImplausibleResultError(
             f"{input_path}: implausible result: {'; '.join(result.failures)} "
@@ -219,14 +254,37 @@ def run(
     options = {
         "voxel_mm": voxel_mm,
         "volume_index": volume_index,
-        "modality": "t1",
+        "modality": modality,
+        "t2": None if t2_path is None else str(Path(t2_path).resolve()),
         "bem_ico": bem_ico,
         "bem_gap_mm": bem_gap_mm,
         "bids_naming": bids_naming,
     }
     with atomic_output_dir(outdir, force) as tmp:
-        report = write_outputs(result, tmp, input_path, options, progress, t_start, image)
+        report = write_outputs(
+            result, tmp, input_path, options, progress, t_start, image, extra=extra
+        )
     for w in report["warnings"]:
         log.warning("warning: %s", w)
     progress.close()
     return report
+
+
+def _load_second_contrast(
+    path: Path, image: Volume, progress: ProgressDisplay
+) -> tuple[Volume, dict, list[str]]:
+    """Load a T2/PD image, register it rigidly to ``image`` and check the pairing."""
+    from .io import load_volume
+    from .register import check_pairing, register_rigid
+
+    with progress.stage("register T2"):
+        second = load_volume(path)
+        on_first, _, quality = register_rigid(second, image)
+        try:
+            warnings = check_pairing(image, second, quality, resampled=on_first)
+        except InputError as exc:
+            msg = str(exc).removeprefix("second image: ")
+            raise InputError(f"{path}: does not match the first image: {msg}") from None
+    warnings = [f"{path.name}: {w}" for w in warnings]
+    quality = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in quality.items()}
+    return on_first, quality, warnings

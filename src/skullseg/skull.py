@@ -103,6 +103,7 @@ def fit_skull_surfaces(
     brain: Volume,
     dark_threshold: float,
     params: SkullParams | None = None,
+    t2: Volume | None = None,
 ) -> SkullSurfaces:
     """Fit inner skull, outer skull and scalp to a bias-corrected T1 on the working grid.
 
@@ -140,6 +141,9 @@ def fit_skull_surfaces(
     scalp_r = robust_smooth_on_sphere(scalp_r, grid, rings=1, tolerance_mm=6.0, iterations=1)
 
     inner_r = brain_r + p.csf_thickness_mm
+    if t2 is not None:
+        t2_prof = sample_profiles(t2, centre, grid, radii)
+        inner_r = inner_from_t2(t2_prof, radii, brain_r, inner_r, grid, p)
 
     # outer skull: the outermost strong dark-to-bright edge inside the thickness window
     lo = inner_r + p.min_skull_thickness_mm
@@ -169,6 +173,49 @@ def fit_skull_surfaces(
     return SkullSurfaces(
         centre, grid, brain_r, inner_r, outer_r, scalp_r, info={"rays_without_dark_band": n_missing}
     )
+
+
+def inner_from_t2(
+    t2_profiles: NDArray,
+    radii_mm: NDArray,
+    brain_mm: NDArray,
+    fallback_mm: NDArray,
+    grid: SphereGrid,
+    p: SkullParams,
+) -> NDArray[np.float64]:
+    """Inner skull from a T2 (or PD) image: where bright CSF gives way to dark bone.
+
+    Beyond the brain envelope the T2 profile rises into CSF and falls into bone.
+    The inner skull is the optimal smooth surface (graph search) through the
+    strongest falls within ``[brain - 1, brain + 3 x csf_thickness]`` mm,
+    placed at the half-way crossing; rays where the fall is weak keep
+    ``fallback_mm``.
+    """
+    step = float(radii_mm[1] - radii_mm[0])
+    offsets = np.arange(-1.0, 3.0 * p.csf_thickness_mm + 1e-9, step)
+    cand = brain_mm[:, None] + offsets[None, :]
+    rows = np.arange(t2_profiles.shape[0])[:, None]
+
+    def at(r: NDArray) -> NDArray:
+        pos = np.clip((r - radii_mm[0]) / step, 0, t2_profiles.shape[1] - 1.001)
+        i0 = np.floor(pos).astype(int)
+        f = pos - i0
+        return (1 - f) * t2_profiles[rows, i0] + f * t2_profiles[rows, i0 + 1]
+
+    inside = np.max([at(cand - d) for d in (0.5, 1.0, 1.5)], axis=0)
+    outside = np.mean([at(cand + d) for d in (0.5, 1.0, 1.5)], axis=0)
+    scale = max(float(np.percentile(t2_profiles[t2_profiles > 0], 99)), 1e-6)
+    fall = (inside - outside) / scale
+    idx = optimal_surface(-fall, grid.neighbours, max(1, int(round(p.max_step_mm / step))))
+    n = len(idx)
+    chosen = cand[np.arange(n), idx]
+    strength = fall[np.arange(n), idx]
+    level = 0.5 * (inside[np.arange(n), idx] + outside[np.arange(n), idx])
+    fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
+    j = _last_true(at(fine) >= level[:, None])
+    refined = np.where(j >= 0, fine[np.arange(n), np.clip(j, 0, 8)] + 0.125, chosen)
+    inner = np.where(strength > 0.1, refined, fallback_mm)
+    return robust_smooth_on_sphere(inner, grid, rings=2, tolerance_mm=2.0, iterations=2)
 
 
 def outer_by_graph_search(
