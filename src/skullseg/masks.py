@@ -203,15 +203,17 @@ def adaptive_brain_mask(
     head: Volume,
     levels: BrainLevels,
     *,
-    shifts: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25),
+    shifts: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
     max_brain_ml: float = 1900.0,
     allowed: np.ndarray | None = None,
 ) -> Volume:
-    """Brain mask at the mixture threshold, raised step by step while it is implausibly big.
+    """Brain mask just above the mixture threshold, raised while it is implausibly big.
 
     A brain (grey and white matter) above ``max_brain_ml`` means the mask
     has leaked into the scalp or neck through bone that is not dark enough;
-    each step raises the threshold by 5% of white matter. The volumes are
+    each step raises the threshold by 5% of white matter. The first step
+    already sits 5% above the mixture's dark/middle midpoint, which keeps
+    dura and partial-volume CSF out of the brain envelope. The volumes are
     checked on a 2 mm copy; the chosen threshold is applied at full resolution.
     """
     from .conform import resample_to_grid, working_grid
