@@ -81,6 +81,10 @@ def assemble_labels(
     >>> lab = assemble_labels(head, inner, inner, outer)
     >>> [int((lab == v).sum()) for v in range(5)]
     [0, 98, 26, 0, 1]
+    >>> outer[:] = False  # no bone at all: the ordering rule still puts bone around the brain
+    >>> lab = assemble_labels(head, inner, inner, inner | outer)
+    >>> int((lab == 2).sum())
+    26
     """
     out = np.zeros(head.shape, np.uint8)
     out[head] = L.SCALP
@@ -89,4 +93,10 @@ def assemble_labels(
         out[air & head & ~inner] = L.AIR_CAVITY
     out[inner & head] = L.CSF
     out[inner & head & brain] = L.BRAIN
+    # ordering rule (as in SimNIBS charm): soft tissue or air touching the intracranial
+    # space is bone, so brain and CSF are always enclosed by skull
+    from scipy import ndimage as ndi
+
+    touching = ndi.binary_dilation(inner & head, ndi.generate_binary_structure(3, 3))
+    out[touching & ((out == L.SCALP) | (out == L.AIR_CAVITY))] = L.SKULL
     return out
