@@ -99,3 +99,30 @@ def test_version_and_help(capsys):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         assert "usage" in capsys.readouterr().out
+
+
+def test_shell_mesh_and_ply(phantom_file, tmp_path):
+    out = tmp_path / "shell"
+    assert (
+        main(
+            [
+                "run",
+                str(phantom_file),
+                "-o",
+                str(out),
+                "-q",
+                "--skull-mesh",
+                "shell",
+                "--mesh-format",
+                "ply",
+            ]
+        )
+        == 0
+    )
+    for name in ("skull.stl", "skull.ply"):
+        mesh = trimesh.load(out / name)
+        assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
+        assert len(mesh.split(only_watertight=True)) == 2  # outer wall and inner wall
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["skull_mesh"]["self_intersecting"] is False
+    assert rep["options"]["skull_mesh"] == "shell"

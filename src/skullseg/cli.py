@@ -103,6 +103,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="input contrast (auto: CT when the values look like Hounsfield units, else T1)",
     )
     p.add_argument(
+        "--skull-mesh",
+        choices=["anatomical", "shell"],
+        default="anatomical",
+        help="skull.stl from the bone label (anatomical) or as outer skull + inverted inner "
+        "skull (shell: a clean two-wall cranium for printing)",
+    )
+    p.add_argument(
+        "--mesh-format",
+        choices=["stl", "ply", "obj"],
+        default="stl",
+        help="also write the skull mesh as skull.ply or skull.obj",
+    )
+    p.add_argument(
         "--bem-ico",
         type=int,
         default=4,
@@ -270,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                 bids_naming=args.bids_naming,
                 t2_path=args.t2,
                 modality=args.modality,
+                skull_mesh=args.skull_mesh,
+                mesh_format=args.mesh_format,
             )
             print(f"skullseg: outputs in {args.outdir}; report: {args.outdir / 'report.html'}")
         elif args.command == "demo":

@@ -23,6 +23,7 @@ import numpy as np
 from . import __version__
 from . import labels as L
 from .errors import InputError, SkullsegError
+from .mesh import Surface
 from .progress import ProgressDisplay
 
 __all__ = ["check_outdir", "atomic_output_dir", "write_outputs"]
@@ -71,6 +72,19 @@ def atomic_output_dir(outdir: Path, force: bool) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def shell_mesh(surfaces) -> Surface:
+    """The outer skull plus the inverted inner skull: a closed two-wall solid for printing.
+
+    Both walls are star-shaped about the same centre with ordered radii, so
+    they never intersect; the inner wall's faces are reversed so its normals
+    point into the cavity and the solid's volume is positive.
+    """
+    vo, fo = surfaces.mesh("outer")
+    vi, fi = surfaces.mesh("inner")
+    faces = np.concatenate([fo, fi[:, ::-1] + len(vo)])
+    return Surface(np.concatenate([vo, vi]), faces)
+
+
 def write_outputs(
     result,
     folder: Path,
@@ -100,11 +114,17 @@ def write_outputs(
         save_nifti(result.skull_mask, folder / "skull_mask.nii.gz", dtype=np.uint8)
         L.write_labels_tsv(folder / "labels.tsv")
     with progress.stage("skull mesh"):
-        skull_work = result.labels_work.with_data(
-            (result.labels_work.data == L.SKULL).astype(np.uint8)
-        )
-        mesh = mask_to_surface(skull_work)
+        if options.get("skull_mesh", "anatomical") == "shell":
+            mesh = shell_mesh(result.surfaces)
+        else:
+            skull_work = result.labels_work.with_data(
+                (result.labels_work.data == L.SKULL).astype(np.uint8)
+            )
+            mesh = mask_to_surface(skull_work)
         write_mesh(mesh, folder / "skull.stl")
+        fmt = options.get("mesh_format", "stl")
+        if fmt != "stl":
+            write_mesh(mesh, folder / f"skull.{fmt}")
         mesh_facts = check_mesh(mesh)
     is_ct = options.get("modality") == "ct"
     shown = result.image_work

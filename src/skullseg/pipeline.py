@@ -197,6 +197,8 @@ def run(
     bids_naming: bool = False,
     t2_path: str | Path | None = None,
     modality: str = "auto",
+    skull_mesh: str = "anatomical",
+    mesh_format: str = "stl",
 ) -> dict:
     """Segment one image file and write the output contract into ``outdir``.
 
@@ -207,6 +209,9 @@ def run(
     ``"auto"`` (CT when the values look like Hounsfield units, else T1).
     ``t2_path`` adds a T2- or PD-weighted image of the same head, rigidly
     registered to the first (mutual information) and checked for a mismatch.
+    ``skull_mesh`` is ``"anatomical"`` (the bone label, skull base included) or
+    ``"shell"`` (outer skull plus inverted inner skull); ``mesh_format`` adds a
+    ``skull.ply`` or ``skull.obj`` beside the contract's ``skull.stl``.
 
     Returns
     -------
@@ -259,6 +264,8 @@ def run(
         "bem_ico": bem_ico,
         "bem_gap_mm": bem_gap_mm,
         "bids_naming": bids_naming,
+        "skull_mesh": skull_mesh,
+        "mesh_format": mesh_format,
     }
     with atomic_output_dir(outdir, force) as tmp:
         report = write_outputs(
