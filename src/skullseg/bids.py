@@ -462,7 +462,7 @@ def group_report(out_dir: str | Path) -> Path:
     """BIDS App ``group`` level: ``skullseg_group.tsv`` and ``skullseg_group.html`` in ``out_dir``.
 
     One row per job report found (failed jobs included, with their error): status, volumes
-    (mL) of every label, skull thickness (median, p5, p95 in mm), warnings; the HTML adds a
+    (mL) of every label, vault skull thickness (median, p5, p95 in mm), warnings; the HTML adds a
     thumbnail of each QC picture, embedded so that the page stands alone.
 
     Returns
@@ -488,6 +488,8 @@ def group_report(out_dir: str | Path) -> Path:
         }
         row.update({f"{k}_ml": v for k, v in rep.get("volumes_ml", {}).items()})
         thick = rep.get("skull_thickness_mm") or {}
+        # vault statistics on the outer-skull vertices when present (report format since 0.1)
+        thick = thick.get("vertices_vault", thick)
         row.update({f"skull_thickness_{k}_mm": thick.get(k, "") for k in ("median", "p5", "p95")})
         row["warnings"] = "; ".join(rep.get("warnings", []))
         rows.append(row)
