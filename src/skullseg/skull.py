@@ -175,6 +175,22 @@ def fit_skull_surfaces(
     )
 
 
+def profile_at(profiles: NDArray, radii_mm: NDArray, r_mm: NDArray) -> NDArray[np.float64]:
+    """Linear interpolation of each ray's profile at radii ``r_mm`` (shape (n_rays, m)).
+
+    Examples
+    --------
+    >>> profile_at(np.array([[0.0, 10.0, 20.0]]), np.arange(3.0), np.array([[0.5, 1.5]]))
+    array([[ 5., 15.]])
+    """
+    step = float(radii_mm[1] - radii_mm[0])
+    rows = np.arange(profiles.shape[0])[:, None]
+    pos = np.clip((r_mm - radii_mm[0]) / step, 0, profiles.shape[1] - 1.001)
+    i0 = np.floor(pos).astype(int)
+    f = pos - i0
+    return (1 - f) * profiles[rows, i0] + f * profiles[rows, i0 + 1]
+
+
 def inner_from_t2(
     t2_profiles: NDArray,
     radii_mm: NDArray,
@@ -194,13 +210,9 @@ def inner_from_t2(
     step = float(radii_mm[1] - radii_mm[0])
     offsets = np.arange(-1.0, 3.0 * p.csf_thickness_mm + 1e-9, step)
     cand = brain_mm[:, None] + offsets[None, :]
-    rows = np.arange(t2_profiles.shape[0])[:, None]
 
     def at(r: NDArray) -> NDArray:
-        pos = np.clip((r - radii_mm[0]) / step, 0, t2_profiles.shape[1] - 1.001)
-        i0 = np.floor(pos).astype(int)
-        f = pos - i0
-        return (1 - f) * t2_profiles[rows, i0] + f * t2_profiles[rows, i0 + 1]
+        return profile_at(t2_profiles, radii_mm, r)
 
     inside = np.max([at(cand - d) for d in (0.5, 1.0, 1.5)], axis=0)
     outside = np.mean([at(cand + d) for d in (0.5, 1.0, 1.5)], axis=0)
@@ -240,13 +252,9 @@ def outer_by_graph_search(
     step = float(radii_mm[1] - radii_mm[0])
     offsets = np.arange(p.min_skull_thickness_mm, p.max_skull_thickness_mm + 1e-9, step)
     cand = inner_mm[:, None] + offsets[None, :]
-    rows = np.arange(profiles.shape[0])[:, None]
 
     def at(r: NDArray) -> NDArray:
-        pos = np.clip((r - radii_mm[0]) / step, 0, profiles.shape[1] - 1.001)
-        i0 = np.floor(pos).astype(int)
-        f = pos - i0
-        return (1 - f) * profiles[rows, i0] + f * profiles[rows, i0 + 1]
+        return profile_at(profiles, radii_mm, r)
 
     outside = np.mean([at(cand + d) for d in (0.5, 1.0, 1.5, 2.0)], axis=0)
     inside = np.mean([at(cand - d) for d in (0.5, 1.0, 1.5, 2.0)], axis=0)
