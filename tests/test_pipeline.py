@@ -20,7 +20,7 @@ def test_skull_dice_on_phantom(phantom_10):
 
 
 def test_skull_dice_on_coarse_phantom(phantom_15, segmented_15):
-    """At 1.5 mm the voxel grid itself limits the overlap (measured 0.899)."""
+    """At 1.5 mm the voxel grid itself limits the overlap (measured 0.881)."""
     res = evaluate(segmented_15.labels, phantom_15.labels, pred_label=L.SKULL, truth_label=L.SKULL)
     assert res["dice"] >= 0.88, res
 
