@@ -1,14 +1,12 @@
 """Intensity: bias-field correction, robust scaling and a 1D tissue-class model.
 
-MR intensities have no units; after :func:`normalise` the brightest large
-tissue class of a T1 (white matter, about the level of fat) sits at 1.0, so
-thresholds in later stages are fractions of it.
+MR intensities have no units; later stages express their thresholds as
+fractions of tissue levels estimated with :func:`fit_gmm_1d`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -16,7 +14,7 @@ from numpy.typing import NDArray
 
 from .volume import Volume
 
-__all__ = ["n4_bias_correct", "fit_gmm_1d", "TissueLevels", "tissue_levels", "normalise"]
+__all__ = ["n4_bias_correct", "fit_gmm_1d"]
 
 log = logging.getLogger("skullseg")
 
@@ -103,35 +101,3 @@ def fit_gmm_1d(
         w = nk / nk.sum()
     order = np.argsort(means)
     return means[order], sig[order], w[order]
-
-
-@dataclass(frozen=True)
-class TissueLevels:
-    """Typical intensities of the T1 tissue groups inside the head (same units as the image)."""
-
-    dark: float  # air, compact bone, CSF
-    mid: float  # grey matter, muscle
-    bright: float  # white matter, fat, marrow
-
-    @property
-    def dark_threshold(self) -> float:
-        """Half-way between dark and mid: below it a voxel is bone/CSF/air-like."""
-        return 0.5 * (self.dark + self.mid)
-
-
-def tissue_levels(vol: Volume, head: Volume) -> TissueLevels:
-    """Estimate dark / mid / bright class means inside the head with a 3-class 1D GMM."""
-    values = vol.data[head.data > 0]
-    means, _, _ = fit_gmm_1d(values, 3)
-    levels = TissueLevels(float(means[0]), float(means[1]), float(means[2]))
-    log.info(
-        "tissue levels: dark %.3g, mid %.3g, bright %.3g", levels.dark, levels.mid, levels.bright
-    )
-    return levels
-
-
-def normalise(vol: Volume, levels: TissueLevels) -> tuple[Volume, TissueLevels]:
-    """Scale the image so the bright class mean is 1.0; returns the scaled levels too."""
-    scale = 1.0 / max(levels.bright, 1e-6)
-    out = vol.with_data((vol.data * scale).astype(np.float32))
-    return out, TissueLevels(levels.dark * scale, levels.mid * scale, 1.0)
