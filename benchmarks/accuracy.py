@@ -10,7 +10,8 @@ skull) is compared with the reference over the whole head and over the vault
 Usage::
 
     python benchmarks/accuracy.py [--cases mne_sample colin27 sim] [--sim-seeds 0 1 2]
-        [--data DIR] [--work DIR] [--out-json FILE] [--samseg --samseg-python PY]
+        [--data DIR] [--work DIR] [--out-json FILE] [--cranium-only]
+        [--samseg --samseg-python PY]
 """
 
 from __future__ import annotations
@@ -120,15 +121,18 @@ def score(result: Result, labels_path: Path, case: Case, pred_label: int) -> Res
     return result
 
 
-def run_skullseg(case: Case, work: Path, cmd: list[str]) -> Result:
-    out = work / "runs" / case.name / "skullseg"
+def run_skullseg(
+    case: Case, work: Path, cmd: list[str], extra: tuple[str, ...] = (), method: str = "skullseg"
+) -> Result:
+    out = work / "runs" / case.name / method.replace(" ", "")
     out.mkdir(parents=True, exist_ok=True)
     rc, wall, peak = timed_run(
-        [*cmd, "run", str(case.t1), "-o", str(out), "--force", "-q"], out.parent / "skullseg.log"
+        [*cmd, "run", str(case.t1), "-o", str(out), "--force", "-q", *extra],
+        out.parent / f"{out.name}.log",
     )
-    result = Result(case.name, "skullseg", case.weak, wall, peak)
+    result = Result(case.name, method, case.weak, wall, peak)
     if rc != 0:
-        result.error = f"exit {rc}, see {out.parent / 'skullseg.log'}"
+        result.error = f"exit {rc}, see {out.parent / (out.name + '.log')}"
         return result
     return score(result, out / "labels.nii.gz", case, pred_label=2)
 
@@ -264,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out-json", type=Path, help="write all metrics here")
     p.add_argument("--skullseg-cmd", help="command to run instead of 'skullseg'")
+    p.add_argument(
+        "--cranium-only",
+        action="store_true",
+        help="also run 'skullseg run --cranium-only' (no facial bones, mandible or spine), "
+        "the fair row against cranium-only references such as mne_sample's BEM",
+    )
     p.add_argument("--samseg", action="store_true", help="also run samseg, if importable")
     p.add_argument("--samseg-python", default=sys.executable, help="python that has samseg")
     p.add_argument("--samseg-threads", type=int, default=os.cpu_count() or 1)
@@ -282,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases:
         print(f"{case.name}: skullseg ...", file=sys.stderr, flush=True)
         results.append(run_skullseg(case, args.work, cmd))
+        if args.cranium_only:
+            results.append(
+                run_skullseg(case, args.work, cmd, ("--cranium-only",), "skullseg --cranium-only")
+            )
         if use_samseg:
             print(f"{case.name}: samseg ...", file=sys.stderr, flush=True)
             results.append(run_samseg(case, args.work, args.samseg_python, args.samseg_threads))

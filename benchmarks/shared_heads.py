@@ -25,8 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path,
-                    default=Path(os.environ.get("SKULLSEG_DATA", REPO.parent / "shared" / "data")))
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("SKULLSEG_DATA", REPO.parent / "shared" / "data")),
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/skullseg_shared_heads"))
     ap.add_argument("--montage", type=Path, default=None)
     args = ap.parse_args()
@@ -63,8 +66,11 @@ def main() -> int:
     for r in rows:
         print("| " + " | ".join(str(x) for x in r) + " |")
     if args.montage:
-        _montage([args.work / r[0] / "qc.png" for r in rows if r[1] == 0],
-                 [r[0] for r in rows if r[1] == 0], args.montage)
+        _montage(
+            [args.work / r[0] / "qc.png" for r in rows if r[1] == 0],
+            [r[0] for r in rows if r[1] == 0],
+            args.montage,
+        )
     return 0
 
 

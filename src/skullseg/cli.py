@@ -103,6 +103,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="input contrast (auto: CT when the values look like Hounsfield units, else T1)",
     )
     p.add_argument(
+        "--cranium-only",
+        action="store_true",
+        help="label only the cranium as skull (no facial bones, mandible or spine; "
+        "T2 inputs are always cranium-only)",
+    )
+    p.add_argument(
         "--skull-mesh",
         choices=["anatomical", "shell"],
         default="anatomical",
@@ -285,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 modality=args.modality,
                 skull_mesh=args.skull_mesh,
                 mesh_format=args.mesh_format,
+                cranium_only=args.cranium_only,
             )
             print(f"skullseg: outputs in {args.outdir}; report: {args.outdir / 'report.html'}")
         elif args.command == "demo":

@@ -379,7 +379,10 @@ def _decimate(
     import fast_simplification
 
     n_bodies = _face_bodies(len(vertices), faces)[1]
-    for fraction, aggressiveness in [(1.0, 7.0), (0.9, 8.0), (1.5, 7.0), (2.5, 7.0)]:
+    tries = [(1.0, 7.0), (0.9, 8.0), (1.5, 7.0), (2.5, 7.0)]
+    if len(faces) > 4 * target_faces:  # a very complex surface: one try, then keep it whole
+        tries = tries[:1]
+    for fraction, aggressiveness in tries:
         count = int(fraction * target_faces)
         if count >= len(faces):
             break

@@ -22,7 +22,7 @@ from .intensity import n4_bias_correct
 from .masks import adaptive_brain_mask, brain_levels, head_mask
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
-from .tissue import air_cavities, assemble_labels
+from .tissue import air_cavities, assemble_labels, extracranial_bone
 from .volume import Volume
 
 __all__ = ["SegmentResult", "segment", "run", "OUTPUT_FILES"]
@@ -72,6 +72,7 @@ def segment(
     n4: bool = True,
     use_atlas: bool = True,
     t2: Volume | None = None,
+    facial_bone: bool = True,
     progress: ProgressDisplay | None = None,
 ) -> SegmentResult:
     """Segment skull, scalp, CSF, brain and air cavities from a T1-weighted head MRI.
@@ -90,6 +91,10 @@ def segment(
         A T2- or PD-weighted image already aligned with ``image`` (same world
         space, any grid; see :func:`skullseg.register.register_rigid`). It
         places the inner skull where bright CSF meets dark bone.
+    facial_bone : bool
+        Also label the bone below the cranium (facial skeleton, mandible, skull
+        base, upper spine) as skull; ``False`` keeps only the cranium between
+        the inner and outer skull surfaces. Needs a T1-weighted ``image``.
     use_atlas : bool
         Register the whole-head atlas (affine) and keep the brain inside its
         intracranial prior, which stops leaks into the face and neck.
@@ -142,7 +147,18 @@ def segment(
         inner &= h
         outer = (outer & h) | inner
         air = air_cavities(work, h, outer, air_threshold=0.2 * levels.wm)
-        lab_work = work.with_data(assemble_labels(h, brain.data > 0, inner, outer, air))
+        other = None
+        if facial_bone:
+            other = extracranial_bone(
+                work,
+                h,
+                outer,
+                brain.data > 0,
+                air,
+                bone_threshold=p.bone_fraction * levels.wm,
+                below_z_mm=float(surfaces.centre_world[2]),
+            )
+        lab_work = work.with_data(assemble_labels(h, brain.data > 0, inner, outer, air, other))
         lab_in = to_input_grid(lab_work, image)
     checks = check_result(
         lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
@@ -199,6 +215,7 @@ def run(
     modality: str = "auto",
     skull_mesh: str = "anatomical",
     mesh_format: str = "stl",
+    cranium_only: bool = False,
 ) -> dict:
     """Segment one image file and write the output contract into ``outdir``.
 
@@ -212,6 +229,8 @@ def run(
     ``skull_mesh`` is ``"anatomical"`` (the bone label, skull base included) or
     ``"shell"`` (outer skull plus inverted inner skull); ``mesh_format`` adds a
     ``skull.ply`` or ``skull.obj`` beside the contract's ``skull.stl``.
+    ``cranium_only`` leaves the facial skeleton, mandible and spine out of the
+    skull label (they are found on T1 inputs only).
 
     Returns
     -------
@@ -249,7 +268,13 @@ def run(
             pre_warnings += more
         elif modality == "t2":
             t2 = image
-        result = segment(image, voxel_mm=voxel_mm, progress=progress, t2=t2)
+        result = segment(
+            image,
+            voxel_mm=voxel_mm,
+            progress=progress,
+            t2=t2,
+            facial_bone=not cranium_only and modality != "t2",
+        )
     result.warnings[:0] = pre_warnings
     if result.failures and not allow_implausible:
         raise ImplausibleResultError(
@@ -266,6 +291,7 @@ def run(
         "bids_naming": bids_naming,
         "skull_mesh": skull_mesh,
         "mesh_format": mesh_format,
+        "cranium_only": cranium_only,
     }
     with atomic_output_dir(outdir, force) as tmp:
         report = write_outputs(

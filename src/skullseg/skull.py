@@ -1,11 +1,13 @@
 """Skull surfaces: inner skull, outer skull and scalp as nested star-shaped surfaces.
 
 Method (T1). Rays leave the brain's centre in 10242 directions. Along each
-ray the brain envelope is the last brain voxel; the inner skull lies a
-CSF layer beyond it. The outer skull is the outer edge of the last dark
-(bone-like) run before the soft tissue of the scalp, searched within a
-physiological thickness window, so bright marrow (diploe) between the two
-dark tables stays inside the bone. Each radius map is made robust on the
+ray the brain envelope is the last brain voxel. The outer skull is the outer
+edge of the last dark (bone-like) run before the soft tissue of the scalp,
+searched within a physiological thickness window, so bright marrow (diploe)
+between the two dark tables stays inside the bone. CSF and compact bone are
+both dark in a T1, so the inner skull is placed at a share of the dark band
+between brain and outer skull (:func:`inner_from_band`; with a T2, at the
+CSF-to-bone fall instead). Each radius map is made robust on the
 sphere (outliers to the local median) and smoothed; then ordering and
 minimum gaps are enforced ray by ray, which makes the three surfaces nest
 exactly.
@@ -43,12 +45,18 @@ log = logging.getLogger("skullseg")
 class SkullParams:
     """Physical bounds of the layered skull model (all in mm)."""
 
-    csf_thickness_mm: float = 2.5
+    csf_thickness_mm: float = 2.5  # CSF assumed beyond the brain while searching the outer skull
+    # T1 inner skull = brain + inner_offset + inner_fraction * (outer - brain), at least
+    # min_csf beyond the brain (fitted on simulated and FLASH-referenced heads, see BENCHMARKS)
+    inner_offset_mm: float = -1.5
+    inner_fraction: float = 0.45
+    min_csf_mm: float = 1.0
     edge_fraction: float = 0.5
     graph_search: bool = True
     max_step_mm: float = 1.0  # largest outer-skull jump between neighbouring rays (graph search)
     outermost_bonus: float = 0.02  # per mm: prefer the outer of two similar edges
     dark_fraction: float = 0.45  # bone-like below this fraction of the white-matter level
+    bone_fraction: float = 0.4  # extracranial bone (face, jaw, spine) below this fraction of WM
     envelope_closing_mm: float = 10.0
     min_skull_thickness_mm: float = 1.5
     max_skull_thickness_mm: float = 14.0
@@ -157,6 +165,8 @@ def fit_skull_surfaces(
         outer_r = np.where(np.isfinite(outer_r), outer_r, inner_r + p.default_skull_thickness_mm)
         outer_r = robust_smooth_on_sphere(outer_r, grid, rings=2, tolerance_mm=3.0, iterations=4)
 
+    if t2 is None:
+        inner_r = inner_from_band(brain_r, outer_r, p)
     inner_r, outer_r, scalp_r = enforce_nesting(
         inner_r, outer_r, scalp_r, p.min_skull_thickness_mm, p.min_scalp_thickness_mm
     )
@@ -173,6 +183,27 @@ def fit_skull_surfaces(
     return SkullSurfaces(
         centre, grid, brain_r, inner_r, outer_r, scalp_r, info={"rays_without_dark_band": n_missing}
     )
+
+
+def inner_from_band(brain_mm: NDArray, outer_mm: NDArray, p: SkullParams) -> NDArray[np.float64]:
+    """Inner skull on a T1: a share of the dark band between brain and outer skull.
+
+    In T1 both CSF and compact bone are dark, so the inner table is not an
+    edge in the image. Where the band from the brain envelope to the outer
+    skull is wide, both the CSF layer and the bone are thicker; the inner skull
+    is placed at ``brain + inner_offset + inner_fraction * (outer - brain)``,
+    at least ``min_csf`` beyond the brain and ``min_skull_thickness`` inside
+    the outer skull.
+
+    Examples
+    --------
+    >>> float(inner_from_band(np.array([60.0]), np.array([70.0]), SkullParams())[0])
+    63.0
+    """
+    band = outer_mm - brain_mm
+    inner = brain_mm + p.inner_offset_mm + p.inner_fraction * band
+    inner = np.maximum(inner, brain_mm + p.min_csf_mm)
+    return np.minimum(inner, np.maximum(outer_mm - p.min_skull_thickness_mm, brain_mm))
 
 
 def profile_at(profiles: NDArray, radii_mm: NDArray, r_mm: NDArray) -> NDArray[np.float64]:

@@ -5,7 +5,8 @@ brain, between inner and outer skull is bone, between outer skull and skin
 is scalp. Air cavities are large, very dark regions outside the inner
 skull (sinuses, mastoid cells, nasal cavity and pharynx), found by an opening
 so that thin compact bone, which is as dark as air in a T1, is not mistaken
-for air.
+for air. Below the cranium, the facial skeleton, mandible and upper spine are
+the dark structures that are neither air nor thick fluid-filled blobs (eyes).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from . import labels as L
 from .morphology import opening
 from .volume import Volume
 
-__all__ = ["air_cavities", "assemble_labels"]
+__all__ = ["air_cavities", "assemble_labels", "extracranial_bone"]
 
 log = logging.getLogger("skullseg")
 
@@ -61,16 +62,104 @@ def air_cavities(
     return (sizes >= min_volume_ml)[lab]
 
 
+def extracranial_bone(
+    image: Volume,
+    head: NDArray[np.bool_],
+    outer: NDArray[np.bool_],
+    brain: NDArray[np.bool_],
+    air: NDArray[np.bool_],
+    *,
+    bone_threshold: float,
+    below_z_mm: float,
+    skin_margin_mm: float = 3.0,
+    brain_margin_mm: float = 3.0,
+    fluid_radius_mm: float = 3.0,
+    closing_mm: float = 1.5,
+    min_volume_ml: float = 0.05,
+) -> NDArray[np.bool_]:
+    """Bone outside the cranium: facial skeleton, mandible, skull base and upper spine (T1).
+
+    In a T1, compact bone is dark; so are air, which ``air`` already holds, and
+    fluid (eyes, CSF). Candidates are head voxels outside the outer skull,
+    below the world height ``below_z_mm``, at least ``skin_margin_mm`` inside the
+    skin and ``brain_margin_mm`` away from the brain, darker than
+    ``bone_threshold``. Dark blobs thicker than ``2 x fluid_radius_mm`` (eyes,
+    cisterns) are removed; a closing by ``closing_mm`` takes in thin marrow
+    between cortical plates; components under ``min_volume_ml`` are dropped.
+
+    Parameters
+    ----------
+    image : Volume
+        Bias-corrected T1 on a RAS working grid (axis 2 points superior).
+    head, outer, brain, air : ndarray of bool
+        Head mask, inside of the outer skull, brain mask, air cavities.
+    bone_threshold : float
+        Intensity below which a voxel may be bone.
+    below_z_mm : float
+        World z (mm) above which no extracranial bone is sought (the vault's
+        scalp has none); the pipeline passes the brain centre.
+
+    Returns
+    -------
+    ndarray of bool
+
+    Examples
+    --------
+    >>> img = np.full((30, 30, 30), 100.0, np.float32)
+    >>> img[5:25, 5:25, 8:10] = 5.0  # a dark plate in soft tissue
+    >>> vol = Volume(img, np.eye(4))
+    >>> head = np.ones(img.shape, bool); none = np.zeros(img.shape, bool)
+    >>> bone = extracranial_bone(vol, head, none, none, none, bone_threshold=40.0,
+    ...                          below_z_mm=20.0, skin_margin_mm=2.0)
+    >>> int(bone.sum())
+    800
+    """
+    from scipy import ndimage as ndi
+
+    from .morphology import closing, dilate, erode
+
+    vox = image.zooms_mm[0]
+    a = image.affine[2]
+    i, j, k = (np.arange(n, dtype=np.float64) for n in image.shape)
+    z = a[0] * i[:, None, None] + a[1] * j[None, :, None] + a[2] * k[None, None, :] + a[3]
+    out = np.zeros(image.shape, bool)
+    candidates = head & ~outer & ~air & (z < below_z_mm)
+    if not candidates.any():
+        return out
+    # work in the candidates' bounding box, padded beyond every morphological reach
+    pad = int(np.ceil((skin_margin_mm + brain_margin_mm + fluid_radius_mm + closing_mm) / vox))
+    nz = np.nonzero(candidates)
+    box = tuple(
+        slice(max(int(c.min()) - pad, 0), min(int(c.max()) + pad + 1, n))
+        for c, n in zip(nz, image.shape)
+    )
+    region = erode(head[box], skin_margin_mm, vox) & candidates[box]
+    region &= ~dilate(brain[box], brain_margin_mm, vox)
+    dark = region & (image.data[box] < bone_threshold)
+    fluid = opening(dark, fluid_radius_mm, vox)
+    bone = closing(dark & ~fluid, closing_mm, vox) & region & ~fluid
+    lab, n = ndi.label(bone)
+    if n:
+        sizes = np.bincount(lab.ravel()) * image.voxel_volume_ml
+        sizes[0] = 0
+        bone = (sizes >= min_volume_ml)[lab]
+    out[box] = bone
+    log.info("extracranial bone: %.0f mL", out.sum() * image.voxel_volume_ml)
+    return out
+
+
 def assemble_labels(
     head: NDArray[np.bool_],
     brain: NDArray[np.bool_],
     inner: NDArray[np.bool_],
     outer: NDArray[np.bool_],
     air: NDArray[np.bool_] | None = None,
+    other_bone: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.uint8]:
     """Label map (values of :mod:`skullseg.labels`) from nested masks.
 
     ``inner`` must lie inside ``outer``; both are clipped to the head.
+    ``other_bone`` (bone outside the cranium) is labelled skull where it is not air.
 
     Examples
     --------
@@ -89,6 +178,8 @@ def assemble_labels(
     out = np.zeros(head.shape, np.uint8)
     out[head] = L.SCALP
     out[outer & head] = L.SKULL
+    if other_bone is not None:
+        out[other_bone & head & ~inner] = L.SKULL
     if air is not None:
         out[air & head & ~inner] = L.AIR_CAVITY
     out[inner & head] = L.CSF
