@@ -282,10 +282,14 @@ def _untangle(vertices: NDArray, reference: NDArray, faces: NDArray, rounds: int
     """Move vertices around crossing triangles back to their ``reference`` (crossing-free)
     positions, growing the reverted patch until nothing crosses."""
     v, changed = vertices.copy(), np.ones(len(faces), bool)
+    # one broad phase for all rounds: boxes that hold each face in both positions
+    moved_tri, ref_tri = vertices[faces], reference[faces]
+    lo = np.minimum(moved_tri.min(1), ref_tri.min(1))
+    hi = np.maximum(moved_tri.max(1), ref_tri.max(1))
+    candidates = _crossing_candidates(lo, hi, faces)
     for _ in range(rounds):
         tri = v[faces]
-        pairs = _crossing_candidates(tri.min(1), tri.max(1), faces)
-        pairs = pairs[changed[pairs].any(1)]  # other pairs were crossing-free already
+        pairs = candidates[changed[candidates].any(1)]  # others were crossing-free already
         hit = _pairs_cross(tri, pairs)
         if not hit.any():
             return v

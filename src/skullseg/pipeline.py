@@ -146,7 +146,7 @@ def segment(
         inner, outer = surfaces.inside_all(work)
         inner &= h
         outer = (outer & h) | inner
-        air = air_cavities(work, h, outer, air_threshold=0.2 * levels.wm)
+        air = air_cavities(work, h, outer, air_threshold=p.air_fraction * levels.wm)
         other = None
         if facial_bone:
             other = extracranial_bone(

@@ -57,6 +57,7 @@ class SkullParams:
     outermost_bonus: float = 0.02  # per mm: prefer the outer of two similar edges
     dark_fraction: float = 0.45  # bone-like below this fraction of the white-matter level
     bone_fraction: float = 0.4  # extracranial bone (face, jaw, spine) below this fraction of WM
+    air_fraction: float = 0.15  # air cavities: smoothed T1 below this fraction of WM
     envelope_closing_mm: float = 10.0
     min_skull_thickness_mm: float = 1.5
     max_skull_thickness_mm: float = 14.0
