@@ -115,6 +115,7 @@ def test_shell_mesh_and_ply(phantom_file, tmp_path):
                 "shell",
                 "--mesh-format",
                 "ply",
+                "--cranium-only",
             ]
         )
         == 0
@@ -126,3 +127,4 @@ def test_shell_mesh_and_ply(phantom_file, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     assert rep["skull_mesh"]["self_intersecting"] is False
     assert rep["options"]["skull_mesh"] == "shell"
+    assert rep["options"]["cranium_only"] is True
