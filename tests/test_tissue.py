@@ -27,7 +27,7 @@ def test_thin_plate_is_bone_but_eyes_air_and_vault_scalp_are_not() -> None:
     head = np.ones(vol.shape, bool)
     none = np.zeros(vol.shape, bool)
     bone = extracranial_bone(
-        vol, head, none, none, parts["air"], bone_threshold=40.0, below_z_mm=45.0
+        vol, head, none, none, parts["air"], tissue_floor=30.0, below_z_mm=45.0
     )
     assert bone[parts["plate"]].mean() > 0.95
     assert not bone[parts["eye"]].any()
@@ -42,8 +42,8 @@ def test_no_bone_next_to_the_brain_or_inside_the_cranium() -> None:
     none = np.zeros(vol.shape, bool)
     brain = np.zeros(vol.shape, bool)
     brain[10:42, 25:56, 22:30] = True  # lies on the plate
-    bone = extracranial_bone(vol, head, none, brain, none, bone_threshold=40.0, below_z_mm=45.0)
+    bone = extracranial_bone(vol, head, none, brain, none, tissue_floor=30.0, below_z_mm=45.0)
     assert not bone[parts["plate"]].any()
     cranium = parts["plate"].copy()
-    bone = extracranial_bone(vol, head, cranium, none, none, bone_threshold=40.0, below_z_mm=45.0)
+    bone = extracranial_bone(vol, head, cranium, none, none, tissue_floor=30.0, below_z_mm=45.0)
     assert not bone.any()

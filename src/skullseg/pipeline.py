@@ -155,7 +155,8 @@ def segment(
                 outer,
                 brain.data > 0,
                 air,
-                bone_threshold=p.bone_fraction * levels.wm,
+                tissue_floor=p.soft_floor_fraction * levels.wm,
+                bone_fraction=p.bone_fraction,
                 below_z_mm=float(surfaces.centre_world[2]),
             )
         lab_work = work.with_data(assemble_labels(h, brain.data > 0, inner, outer, air, other))

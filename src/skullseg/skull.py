@@ -56,7 +56,8 @@ class SkullParams:
     max_step_mm: float = 1.0  # largest outer-skull jump between neighbouring rays (graph search)
     outermost_bonus: float = 0.02  # per mm: prefer the outer of two similar edges
     dark_fraction: float = 0.45  # bone-like below this fraction of the white-matter level
-    bone_fraction: float = 0.4  # extracranial bone (face, jaw, spine) below this fraction of WM
+    bone_fraction: float = 0.5  # extracranial bone: below this share of the local soft tissue
+    soft_floor_fraction: float = 0.3  # soft tissue (for that local level): above this x WM
     air_fraction: float = 0.15  # air cavities: smoothed T1 below this fraction of WM
     envelope_closing_mm: float = 10.0
     min_skull_thickness_mm: float = 1.5

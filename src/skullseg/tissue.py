@@ -69,13 +69,15 @@ def extracranial_bone(
     brain: NDArray[np.bool_],
     air: NDArray[np.bool_],
     *,
-    bone_threshold: float,
+    tissue_floor: float,
     below_z_mm: float,
+    bone_fraction: float = 0.5,
+    local_sigma_mm: float = 8.0,
     skin_margin_mm: float = 3.0,
     brain_margin_mm: float = 3.0,
     fluid_radius_mm: float = 3.0,
     closing_mm: float = 1.5,
-    min_volume_ml: float = 0.05,
+    min_volume_ml: float = 0.3,
 ) -> NDArray[np.bool_]:
     """Bone outside the cranium: facial skeleton, mandible, skull base and upper spine (T1).
 
@@ -83,9 +85,12 @@ def extracranial_bone(
     fluid (eyes, CSF). Candidates are head voxels outside the outer skull,
     below the world height ``below_z_mm``, at least ``skin_margin_mm`` inside the
     skin and ``brain_margin_mm`` away from the brain, darker than
-    ``bone_threshold``. Dark blobs thicker than ``2 x fluid_radius_mm`` (eyes,
-    cisterns) are removed; a closing by ``closing_mm`` takes in thin marrow
-    between cortical plates; components under ``min_volume_ml`` are dropped.
+    ``bone_fraction`` of the local soft-tissue level (the Gaussian-weighted mean,
+    ``local_sigma_mm``, of head voxels brighter than ``tissue_floor``; local, so
+    a residual coil fall-off in the neck does not turn muscle into bone). Dark
+    blobs thicker than ``2 x fluid_radius_mm`` (eyes, cisterns) are removed; a
+    closing by ``closing_mm`` takes in thin marrow between cortical plates;
+    components under ``min_volume_ml`` are dropped.
 
     Parameters
     ----------
@@ -93,8 +98,8 @@ def extracranial_bone(
         Bias-corrected T1 on a RAS working grid (axis 2 points superior).
     head, outer, brain, air : ndarray of bool
         Head mask, inside of the outer skull, brain mask, air cavities.
-    bone_threshold : float
-        Intensity below which a voxel may be bone.
+    tissue_floor : float
+        Intensity above which a head voxel counts as soft tissue for the local level.
     below_z_mm : float
         World z (mm) above which no extracranial bone is sought (the vault's
         scalp has none); the pipeline passes the brain centre.
@@ -109,7 +114,7 @@ def extracranial_bone(
     >>> img[5:25, 5:25, 8:10] = 5.0  # a dark plate in soft tissue
     >>> vol = Volume(img, np.eye(4))
     >>> head = np.ones(img.shape, bool); none = np.zeros(img.shape, bool)
-    >>> bone = extracranial_bone(vol, head, none, none, none, bone_threshold=40.0,
+    >>> bone = extracranial_bone(vol, head, none, none, none, tissue_floor=30.0,
     ...                          below_z_mm=20.0, skin_margin_mm=2.0)
     >>> int(bone.sum())
     800
@@ -135,7 +140,13 @@ def extracranial_bone(
     )
     region = erode(head[box], skin_margin_mm, vox) & candidates[box]
     region &= ~dilate(brain[box], brain_margin_mm, vox)
-    dark = region & (image.data[box] < bone_threshold)
+    data = image.data[box].astype(np.float32)
+    soft = (head[box] & (data > tissue_floor)).astype(np.float32)
+    sigma = local_sigma_mm / vox
+    level = ndi.gaussian_filter(data * soft, sigma) / np.maximum(
+        ndi.gaussian_filter(soft, sigma), 1e-3
+    )
+    dark = region & (data < bone_fraction * level)
     fluid = opening(dark, fluid_radius_mm, vox)
     bone = closing(dark & ~fluid, closing_mm, vox) & region & ~fluid
     lab, n = ndi.label(bone)
