@@ -92,10 +92,7 @@ def vault_mask(mask: Volume, depth_mm: float = 70.0) -> Volume:
     inside = np.asarray(mask.data).astype(bool)
     if not inside.any():
         return mask.with_data(np.zeros(mask.shape, bool))
-    a = mask.affine[2]  # world z of every voxel centre, by broadcasting
-    i, j, k = (np.arange(n, dtype=np.float64) for n in mask.shape)
-    z = a[0] * i[:, None, None] + a[1] * j[None, :, None] + a[2] * k[None, None, :] + a[3]
-    z = np.broadcast_to(z, mask.shape)
+    z = np.broadcast_to(mask.world_coordinate(2), mask.shape)  # world z of every voxel centre
     return mask.with_data(z >= z[inside].max() - depth_mm - 1e-6)
 
 

@@ -78,6 +78,23 @@ def largest_component(mask: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
     return lab == int(np.argmax(sizes))
 
 
+def drop_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
+    """Keep the 6-connected components of ``mask`` with at least ``min_voxels`` voxels.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[:2, :2, :2] = True; m[4, 4, 4] = True
+    >>> int(drop_small_components(m, 2).sum())
+    8
+    """
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return np.zeros(mask.shape, dtype=bool)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return (sizes >= min_voxels)[lab]
+
+
 def fill_holes_2d(mask: np.ndarray, axis: int = 2) -> np.ndarray:
     """Fill holes slice by slice along ``axis`` (closes cavities open at the FOV edge)."""
     out = np.empty(mask.shape, dtype=bool)

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import labels as L
-from .morphology import opening
+from .morphology import drop_small_components, opening
 from .volume import Volume
 
 __all__ = ["air_cavities", "assemble_labels", "extracranial_bone"]
@@ -54,12 +54,7 @@ def air_cavities(
     vox = image.zooms_mm[0]
     dark = (ndi.gaussian_filter(image.data, 0.7 / vox) < air_threshold) & head & ~inner
     air = opening(dark, min_radius_mm, vox)
-    lab, n = ndi.label(air)
-    if n == 0:
-        return air
-    sizes = np.bincount(lab.ravel()) * image.voxel_volume_ml
-    sizes[0] = 0
-    return (sizes >= min_volume_ml)[lab]
+    return drop_small_components(air, min_volume_ml / image.voxel_volume_ml)
 
 
 def extracranial_bone(
@@ -124,11 +119,8 @@ def extracranial_bone(
     from .morphology import closing, dilate, erode
 
     vox = image.zooms_mm[0]
-    a = image.affine[2]
-    i, j, k = (np.arange(n, dtype=np.float64) for n in image.shape)
-    z = a[0] * i[:, None, None] + a[1] * j[None, :, None] + a[2] * k[None, None, :] + a[3]
     out = np.zeros(image.shape, bool)
-    candidates = head & ~outer & ~air & (z < below_z_mm)
+    candidates = head & ~outer & ~air & (image.world_coordinate(2) < below_z_mm)
     if not candidates.any():
         return out
     # work in the candidates' bounding box, padded beyond every morphological reach
@@ -149,12 +141,7 @@ def extracranial_bone(
     dark = region & (data < bone_fraction * level)
     fluid = opening(dark, fluid_radius_mm, vox)
     bone = closing(dark & ~fluid, closing_mm, vox) & region & ~fluid
-    lab, n = ndi.label(bone)
-    if n:
-        sizes = np.bincount(lab.ravel()) * image.voxel_volume_ml
-        sizes[0] = 0
-        bone = (sizes >= min_volume_ml)[lab]
-    out[box] = bone
+    out[box] = drop_small_components(bone, min_volume_ml / image.voxel_volume_ml)
     log.info("extracranial bone: %.0f mL", out.sum() * image.voxel_volume_ml)
     return out
 

@@ -85,6 +85,18 @@ class Volume:
         xyz = np.asarray(xyz, dtype=np.float64)
         return xyz @ inv[:3, :3].T + inv[:3, 3]
 
+    def world_coordinate(self, axis: int) -> NDArray[np.float64]:
+        """World coordinate ``axis`` (0 x, 1 y, 2 z; mm) of every voxel centre, grid-shaped.
+
+        Examples
+        --------
+        >>> Volume(np.zeros((1, 1, 3)), np.diag([1.0, 1.0, 2.0, 1.0])).world_coordinate(2)
+        array([[[0., 2., 4.]]])
+        """
+        a = self.affine[axis]
+        i, j, k = (np.arange(n, dtype=np.float64) for n in self.shape)
+        return a[0] * i[:, None, None] + a[1] * j[None, :, None] + a[2] * k[None, None, :] + a[3]
+
     def center_world(self) -> NDArray[np.float64]:
         """World position of the centre of the grid."""
         return self.voxel_to_world((np.array(self.shape, dtype=np.float64) - 1) / 2.0)
