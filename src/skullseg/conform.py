@@ -73,7 +73,7 @@ def resample_to_grid(vol: Volume, grid: Volume, *, order: int = 1, cval: float =
     --------
     >>> import numpy as np
     >>> v = Volume(np.arange(27.0).reshape(3, 3, 3), np.eye(4))
-    >>> resample_to_grid(v, v, order=0).data[1, 1, 1]
+    >>> float(resample_to_grid(v, v, order=0).data[1, 1, 1])
     13.0
     """
     if vol.same_grid(grid):
@@ -82,6 +82,9 @@ def resample_to_grid(vol: Volume, grid: Volume, *, order: int = 1, cval: float =
     data = vol.data
     if order > 0 and data.dtype != np.float32:
         data = data.astype(np.float32)
+    moved = _permuted_copy(data, vox, grid.shape, cval)
+    if moved is not None:  # the grids share voxel centres: no interpolation needed
+        return Volume(moved, grid.affine)
     out = ndi.affine_transform(
         data,
         vox[:3, :3],
@@ -93,6 +96,33 @@ def resample_to_grid(vol: Volume, grid: Volume, *, order: int = 1, cval: float =
         prefilter=order > 1,
     )
     return Volume(out, grid.affine)
+
+
+def _permuted_copy(
+    data: np.ndarray, vox: np.ndarray, shape: tuple[int, ...], cval: float
+) -> np.ndarray | None:
+    """``data`` on a grid whose voxel centres it shares (axes permuted, flipped, shifted by
+    whole voxels), by indexing; ``None`` when ``vox`` (output -> input voxel) is not such a map.
+    Equal to any interpolation order at the shared centres, and exact."""
+    rot = np.round(vox[:3, :3])
+    shift = np.round(vox[:3, 3])
+    if (
+        not np.allclose(vox[:3, :3], rot, atol=1e-6)
+        or not np.allclose(vox[:3, 3], shift, atol=1e-4)
+        or not (np.abs(rot).sum(0) == 1).all()
+        or not (np.abs(rot).sum(1) == 1).all()
+    ):
+        return None
+    source_axis = [int(np.flatnonzero(rot[:, o])[0]) for o in range(3)]
+    moved = np.transpose(data, source_axis)
+    index = [
+        (rot[a, o] * np.arange(shape[o]) + shift[a]).astype(np.int64)
+        for o, a in enumerate(source_axis)
+    ]
+    valid = [(i >= 0) & (i < moved.shape[o]) for o, i in enumerate(index)]
+    out = np.full(shape, cval, dtype=data.dtype)
+    out[np.ix_(*valid)] = moved[np.ix_(*(i[v] for i, v in zip(index, valid)))]
+    return out
 
 
 def conform(vol: Volume, voxel_mm: float = 1.0) -> Volume:

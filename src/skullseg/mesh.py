@@ -152,8 +152,18 @@ _RAY_FRAME = np.linalg.qr([[0.93, 0.29, -0.22], [-0.31, 0.95, 0.07], [0.19, 0.12
 
 
 def _group_offsets(n: NDArray) -> NDArray:
-    """``[0..n0-1, 0..n1-1, ...]`` for counts ``n = [n0, n1, ...]``."""
-    return np.arange(n.sum(), dtype=n.dtype) - np.repeat(np.cumsum(n) - n, n)
+    """``[0..n0-1, 0..n1-1, ...]`` for counts ``n = [n0, n1, ...]`` (one cumulative sum).
+
+    >>> _group_offsets(np.array([3, 0, 2]))
+    array([0, 1, 2, 0, 1])
+    """
+    n = n[n > 0]
+    if not len(n):
+        return np.zeros(0, n.dtype)
+    steps = np.ones(int(n.sum()), n.dtype)
+    steps[0] = 0
+    steps[(np.cumsum(n) - n)[1:]] = 1 - n[:-1]  # back to 0 at each group's start
+    return np.cumsum(steps, dtype=n.dtype)
 
 
 def _cell_mm(lo: NDArray, hi: NDArray) -> float:
@@ -162,8 +172,9 @@ def _cell_mm(lo: NDArray, hi: NDArray) -> float:
     return max(1.5 * float(np.median(extent)), float(extent.max()) / 16, 1e-9)
 
 
-def _grid_entries(lo: NDArray, hi: NDArray, cell_mm: float) -> tuple[NDArray, NDArray]:
-    """Every (box, grid cell) incidence of boxes ``lo..hi`` (>= 0), sorted by cell key."""
+def _grid_entries(lo: NDArray, hi: NDArray, cell_mm: float, *, with_dims: bool = False) -> tuple:
+    """Every (box, grid cell) incidence of boxes ``lo..hi`` (>= 0), sorted by cell key
+    (and the grid's shape, with ``with_dims``)."""
     ilo = np.floor(lo / cell_mm).astype(np.int32)
     span = np.floor(hi / cell_mm).astype(np.int32) - ilo + 1
     counts = span.prod(1)
@@ -172,9 +183,10 @@ def _grid_entries(lo: NDArray, hi: NDArray, cell_mm: float) -> tuple[NDArray, ND
     for d in range(lo.shape[1]):
         cells[:, d] += rest % span[box, d]
         rest //= span[box, d]
-    key = np.ravel_multi_index(cells.T.astype(np.int64), cells.max(0).astype(np.int64) + 1)
-    order = np.argsort(key)
-    return box[order], key[order]
+    dims = cells.max(0).astype(np.int64) + 1
+    key = np.ravel_multi_index(cells.T.astype(np.int64), dims)
+    order = np.argsort(key, kind="stable")
+    return (box[order], key[order], dims) if with_dims else (box[order], key[order])
 
 
 def _nesting_depths(vertices: NDArray, faces: NDArray, labels: NDArray, n: int) -> NDArray:
@@ -231,23 +243,30 @@ def _segment_crosses(p: NDArray, q: NDArray, tri: NDArray) -> NDArray[np.bool_]:
 
 
 def _crossing_candidates(lo: NDArray, hi: NDArray, faces: NDArray) -> NDArray[np.int64]:
-    """Pairs of faces sharing no vertex whose boxes ``lo..hi`` overlap (grid broad phase)."""
+    """Pairs of faces sharing no vertex whose boxes ``lo..hi`` overlap (grid broad phase).
+
+    Each pair is reported once: by the grid cell that holds the low corner of the
+    two boxes' overlap (no sort-and-unique over all pairs).
+    """
     lo, hi = lo - lo.min(0), hi - lo.min(0)
-    box, key = _grid_entries(lo, hi, _cell_mm(lo, hi))
+    cell = _cell_mm(lo, hi)
+    box, key, dims = _grid_entries(lo, hi, cell, with_dims=True)
     new = np.r_[True, key[1:] != key[:-1]]
     group_end = np.r_[np.flatnonzero(new)[1:], len(key)].astype(np.int32)[np.cumsum(new) - 1]
     after = group_end - np.arange(len(key), dtype=np.int32) - 1  # later entries in the cell
-    a = box[np.repeat(np.arange(len(key), dtype=np.int32), after)]
-    b = box[np.repeat(np.arange(len(key), dtype=np.int32), after) + 1 + _group_offsets(after)]
+    first = np.repeat(np.arange(len(key), dtype=np.int32), after)
+    a, b = box[first], box[first + 1 + _group_offsets(after)]
     for d in range(3):  # axis by axis: each pass shrinks the next
-        ok = (lo[a, d] <= hi[b, d]) & (lo[b, d] <= hi[a, d])
-        a, b = a[ok], b[ok]
+        lo_d, hi_d = np.ascontiguousarray(lo[:, d]), np.ascontiguousarray(hi[:, d])
+        ok = (lo_d[a] <= hi_d[b]) & (lo_d[b] <= hi_d[a])
+        a, b, first = a[ok], b[ok], first[ok]
+    corner = np.floor(np.maximum(lo[a], lo[b]) / cell).astype(np.int64)
+    own = np.ravel_multi_index(np.minimum(corner, dims - 1).T, dims) == key[first]
+    a, b = a[own], b[own]
     f32 = faces.astype(np.int32)
     fa, fb = f32[a], f32[b]
     apart = ~(fa[:, :, None] == fb[:, None, :]).any((1, 2))
-    a, b = a[apart].astype(np.int64), b[apart].astype(np.int64)
-    pairs = np.unique(np.minimum(a, b) * len(lo) + np.maximum(a, b))  # a cell pair repeats
-    return np.stack([pairs // len(lo), pairs % len(lo)], axis=1)
+    return np.stack([a[apart], b[apart]], axis=1).astype(np.int64)
 
 
 def _separated(u: NDArray, w: NDArray) -> NDArray[np.bool_]:

@@ -2,10 +2,13 @@
 
 Erosion by a ball of radius r keeps voxels farther than r from the outside;
 dilation adds voxels within r of the mask. With the multi-threaded ``edt``
-package this costs well under a second on a 256^3 grid, whatever r is.
+package this costs well under a second on a 256^3 grid, whatever r is; both
+work inside the mask's bounding box (grown by r), which is exact and cheaper.
 """
 
 from __future__ import annotations
+
+import os
 
 import edt as _edt
 import numpy as np
@@ -41,18 +44,60 @@ def distance_inside_mm(
         np.ascontiguousarray(mask, dtype=np.uint8),
         anisotropy=anis,
         black_border=black_border,
-        parallel=1,
+        parallel=_THREADS,
     ).astype(np.float32)
 
 
+# exact whatever the thread count, so results do not depend on the machine
+_THREADS = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 4))
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``margin`` voxels (clipped to the grid); None if empty."""
+    axes = [
+        np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != d)))
+        for d in range(mask.ndim)
+    ]
+    if any(len(a) == 0 for a in axes):
+        return None
+    return tuple(
+        slice(max(int(a[0]) - margin, 0), min(int(a[-1]) + margin + 1, n))
+        for a, n in zip(axes, mask.shape)
+    )
+
+
 def erode(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarray:
-    """Erosion by a ball of ``radius_mm`` (the grid border counts as inside)."""
-    return distance_inside_mm(mask, voxel_mm) > radius_mm
+    """Erosion by a ball of ``radius_mm`` (the grid border counts as inside).
+
+    Examples
+    --------
+    >>> m = np.zeros((9, 9, 9), bool); m[1:8, 1:8, 1:8] = True
+    >>> int(erode(m, 2.0).sum())
+    27
+    """
+    mask = mask.astype(bool)
+    out = np.zeros(mask.shape, bool)
+    box = _box(mask, 1)  # one empty layer (or the grid border) keeps distances exact
+    if box is not None:
+        out[box] = distance_inside_mm(mask[box], voxel_mm) > radius_mm
+    return out
 
 
 def dilate(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarray:
-    """Dilation by a ball of ``radius_mm``."""
-    return distance_inside_mm(~mask.astype(bool), voxel_mm) <= radius_mm
+    """Dilation by a ball of ``radius_mm``.
+
+    Examples
+    --------
+    >>> m = np.zeros((9, 9, 9), bool); m[4, 4, 4] = True
+    >>> int(dilate(m, 1.0).sum())
+    7
+    """
+    mask = mask.astype(bool)
+    out = np.zeros(mask.shape, bool)
+    box = _box(mask, int(np.floor(radius_mm / voxel_mm)) + 1)
+    if box is not None:
+        out[box] = distance_inside_mm(~mask[box], voxel_mm) <= radius_mm
+    return out
 
 
 def opening(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarray:
