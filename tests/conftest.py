@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_skullseg_logger():
+    """The CLI configures the "skullseg" logger (own handler, no propagation) whenever
+    ``main()`` runs in-process, fixtures included; start every test from the library's
+    default (no handler, propagating) so ``caplog`` sees its records."""
+    log = logging.getLogger("skullseg")
+    log.handlers.clear()
+    log.setLevel(logging.NOTSET)
+    log.propagate = True
+    yield
 
 
 def shared_data_dir() -> Path | None:
