@@ -47,3 +47,51 @@ def test_no_bone_next_to_the_brain_or_inside_the_cranium() -> None:
     cranium = parts["plate"].copy()
     bone = extracranial_bone(vol, head, cranium, none, none, tissue_floor=30.0, below_z_mm=45.0)
     assert not bone.any()
+
+
+def _spine_scene() -> tuple[Volume, dict[str, np.ndarray]]:
+    """A brain above a spinal canal (cord in a dark ring) and a vertebral body beside it
+    (bright marrow in a thin dark cortex), in soft tissue."""
+    shape = (70, 70, 90)
+    img = np.full(shape, 100.0, np.float32)
+    i, j, k = np.indices(shape)
+    r_canal = np.hypot(i - 35, j - 30)
+    r_body = np.hypot(i - 35, j - 50)
+    parts = {
+        "brain": ((i - 35) ** 2 + (j - 30) ** 2 + (k - 80) ** 2 <= 12**2) & (k >= 70),
+        "cord": (r_canal <= 4) & (k < 68),
+        "csf": (r_canal > 4) & (r_canal <= 6.5) & (k < 68),
+        "canal_wall": (r_canal > 6.5) & (r_canal <= 8.5) & (k < 68),
+        "cortex": (r_body > 6) & (r_body <= 8) & (k >= 20) & (k < 50),
+        "marrow": (r_body <= 6) & (k >= 20) & (k < 50),
+    }
+    parts["cortex"] |= (r_body <= 8) & ((k == 19) | (k == 50))  # end plates
+    img[parts["brain"] | parts["cord"]] = 110.0
+    img[parts["csf"]] = 25.0
+    img[parts["canal_wall"] | parts["cortex"]] = 10.0
+    img[parts["marrow"]] = 120.0  # fatty marrow: bright in a T1
+    return Volume(img, np.eye(4)), parts
+
+
+def test_marrow_enclosed_by_cortex_is_bone_but_the_spinal_canal_is_not() -> None:
+    vol, parts = _spine_scene()
+    head = np.ones(vol.shape, bool)
+    none = np.zeros(vol.shape, bool)
+    bone = extracranial_bone(
+        vol, head, none, parts["brain"], none, tissue_floor=30.0, below_z_mm=60.0
+    )
+    assert bone[parts["marrow"]].mean() > 0.9  # filled
+    assert bone[parts["cortex"]].mean() > 0.9
+    assert not bone[parts["cord"]].any()  # the cord is not marrow
+    assert bone[parts["csf"]].mean() < 0.1  # nor is the CSF around it
+    without = extracranial_bone(
+        vol,
+        head,
+        none,
+        parts["brain"],
+        none,
+        tissue_floor=30.0,
+        below_z_mm=60.0,
+        max_marrow_ml=0.0,
+    )
+    assert without[parts["marrow"]].mean() < 0.1

@@ -52,6 +52,7 @@ class SkullParams:
     inner_fraction: float = 0.45
     min_csf_mm: float = 1.0
     edge_fraction: float = 0.5
+    outer_offset_mm: float = 0.0  # added to the outer skull found on the image
     graph_search: bool = True
     max_step_mm: float = 1.0  # largest outer-skull jump between neighbouring rays (graph search)
     outermost_bonus: float = 0.02  # per mm: prefer the outer of two similar edges
@@ -166,6 +167,7 @@ def fit_skull_surfaces(
         n_missing = int(np.sum(~np.isfinite(outer_r)))
         outer_r = np.where(np.isfinite(outer_r), outer_r, inner_r + p.default_skull_thickness_mm)
         outer_r = robust_smooth_on_sphere(outer_r, grid, rings=2, tolerance_mm=3.0, iterations=4)
+    outer_r = outer_r + p.outer_offset_mm
 
     if t2 is None:
         inner_r = inner_from_band(brain_r, outer_r, p)

@@ -15,12 +15,13 @@ import logging
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage as ndi
 
 from . import labels as L
-from .morphology import drop_small_components, opening
+from .morphology import dilate, drop_small_components, erode, fill_holes_2d, opening
 from .volume import Volume
 
-__all__ = ["air_cavities", "assemble_labels", "extracranial_bone"]
+__all__ = ["air_cavities", "assemble_labels", "extracranial_bone", "spinal_canal"]
 
 log = logging.getLogger("skullseg")
 
@@ -49,8 +50,6 @@ def air_cavities(
     min_volume_ml : float
         Smaller dark blobs are ignored.
     """
-    from scipy import ndimage as ndi
-
     vox = image.zooms_mm[0]
     dark = (ndi.gaussian_filter(image.data, 0.7 / vox) < air_threshold) & head & ~inner
     air = opening(dark, min_radius_mm, vox)
@@ -73,6 +72,8 @@ def extracranial_bone(
     fluid_radius_mm: float = 3.0,
     closing_mm: float = 1.5,
     min_volume_ml: float = 0.3,
+    max_marrow_ml: float = 20.0,
+    canal_ring_mm: float = 3.0,
 ) -> NDArray[np.bool_]:
     """Bone outside the cranium: facial skeleton, mandible, skull base and upper spine (T1).
 
@@ -85,7 +86,11 @@ def extracranial_bone(
     a residual coil fall-off in the neck does not turn muscle into bone). Dark
     blobs thicker than ``2 x fluid_radius_mm`` (eyes, cisterns) are removed; a
     closing by ``closing_mm`` takes in thin marrow between cortical plates;
-    components under ``min_volume_ml`` are dropped.
+    components under ``min_volume_ml`` are dropped. What the dark cortical bone
+    encloses in an axial slice is marrow (vertebral bodies, mandible; bright in a
+    T1) and is filled, in pieces of up to ``max_marrow_ml``, except air (sinuses
+    have bony walls too), fluid, and the spinal canal (:func:`spinal_canal`),
+    whose CSF ring, ``canal_ring_mm`` around the cord, is not bone either.
 
     Parameters
     ----------
@@ -114,9 +119,7 @@ def extracranial_bone(
     >>> int(bone.sum())
     800
     """
-    from scipy import ndimage as ndi
-
-    from .morphology import closing, dilate, erode
+    from .morphology import closing
 
     vox = image.zooms_mm[0]
     out = np.zeros(image.shape, bool)
@@ -141,9 +144,72 @@ def extracranial_bone(
     dark = region & (data < bone_fraction * level)
     fluid = opening(dark, fluid_radius_mm, vox)
     bone = closing(dark & ~fluid, closing_mm, vox) & region & ~fluid
-    out[box] = drop_small_components(bone, min_volume_ml / image.voxel_volume_ml)
+    bone = drop_small_components(bone, min_volume_ml / image.voxel_volume_ml)
+    if max_marrow_ml > 0:
+        enclosed = fill_holes_2d(bone, axis=2) & ~bone & ~air[box] & ~fluid
+        canal = spinal_canal(enclosed, brain[box], vox)
+        bone &= ~dilate(canal, canal_ring_mm, vox)  # the CSF around the cord
+        marrow = enclosed & ~canal
+        marrow &= ~drop_small_components(marrow, max_marrow_ml / image.voxel_volume_ml)
+        bone |= marrow
+    out[box] = bone
     log.info("extracranial bone: %.0f mL", out.sum() * image.voxel_volume_ml)
     return out
+
+
+def spinal_canal(
+    enclosed: NDArray[np.bool_],
+    brain: NDArray[np.bool_],
+    voxel_mm: float,
+    *,
+    start_band_mm: float = 3.0,
+    first_shift_mm: float = 15.0,
+    max_shift_mm: float = 8.0,
+    area_mm2: tuple[float, float] = (20.0, 600.0),
+    max_gap_mm: float = 30.0,
+) -> NDArray[np.bool_]:
+    """The spinal canal among the regions that bone encloses in axial slices (RAS grid).
+
+    The canal continues the brainstem downwards: starting under the centre of the
+    lowest ``start_band_mm`` of the brain, each axial slice below takes the enclosed
+    region (of ``area_mm2``) nearest to the canal's last position, within
+    ``first_shift_mm`` of the start (the brain's lowest point may be the cerebellar
+    tonsils, behind the medulla) and ``max_shift_mm`` from slice to slice after; the
+    walk ends after ``max_gap_mm`` of slices without one.
+
+    Examples
+    --------
+    >>> enclosed = np.zeros((30, 30, 40), bool); brain = enclosed.copy()
+    >>> brain[10:20, 10:20, 30:] = True
+    >>> enclosed[12:18, 12:18, :25] = True  # a tube below the brain: the canal
+    >>> enclosed[2:6, 2:6, :25] = True  # off to the side: not the canal
+    >>> canal = spinal_canal(enclosed, brain, 1.0)
+    >>> int(canal.sum()), bool(canal[3, 3, 5])
+    (900, False)
+    """
+    canal = np.zeros(enclosed.shape, bool)
+    zs = np.flatnonzero(brain.any(axis=(0, 1)))
+    if not len(zs) or not enclosed.any():
+        return canal
+    low = brain[:, :, zs[0] : zs[0] + max(1, int(round(start_band_mm / voxel_mm)))]
+    xy = np.argwhere(low)[:, :2].mean(axis=0)
+    gap, k = 0, int(zs[0])
+    while k > 0 and gap * voxel_mm <= max_gap_mm:
+        k -= 1
+        lab, n = ndi.label(enclosed[:, :, k])
+        best, best_d = 0, (max_shift_mm if canal.any() else first_shift_mm) / voxel_mm
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            pts = np.argwhere(lab[sl] == i) + [sl[0].start, sl[1].start]
+            area = len(pts) * voxel_mm**2
+            d = float(np.linalg.norm(pts.mean(axis=0) - xy))
+            if area_mm2[0] <= area <= area_mm2[1] and d <= best_d:
+                best, best_d = i, d
+        if best:
+            canal[:, :, k] = lab == best
+            xy, gap = np.argwhere(canal[:, :, k]).mean(axis=0), 0
+        else:
+            gap += 1
+    return canal
 
 
 def assemble_labels(
@@ -184,8 +250,6 @@ def assemble_labels(
     out[inner & head & brain] = L.BRAIN
     # ordering rule (as in SimNIBS charm): soft tissue or air touching the intracranial
     # space is bone, so brain and CSF are always enclosed by skull
-    from scipy import ndimage as ndi
-
     touching = ndi.binary_dilation(inner & head, ndi.generate_binary_structure(3, 3))
     out[touching & ((out == L.SCALP) | (out == L.AIR_CAVITY))] = L.SKULL
     return out
