@@ -34,8 +34,13 @@ def air_cavities(
     *,
     min_radius_mm: float = 2.5,
     min_volume_ml: float = 0.5,
+    wall_mm: float = 1.0,
 ) -> NDArray[np.bool_]:
     """Very dark regions in the head, outside the inner skull, at least 2 x ``min_radius_mm`` thick.
+
+    The regions that survive an erosion by ``min_radius_mm`` grow back by
+    ``min_radius_mm - wall_mm`` only: the outermost ``wall_mm`` of a dark cavity
+    is its bony wall (as dark as air in a T1), not air.
 
     Parameters
     ----------
@@ -49,10 +54,13 @@ def air_cavities(
         Opening radius: thinner dark structures (compact bone) are not air.
     min_volume_ml : float
         Smaller dark blobs are ignored.
+    wall_mm : float
+        Dark rim left to the cavity's wall.
     """
     vox = image.zooms_mm[0]
     dark = (ndi.gaussian_filter(image.data, 0.7 / vox) < air_threshold) & head & ~inner
-    air = opening(dark, min_radius_mm, vox)
+    core = erode(dark, min_radius_mm, vox)
+    air = dilate(core, max(min_radius_mm - wall_mm, 0.0), vox) & dark
     return drop_small_components(air, min_volume_ml / image.voxel_volume_ml)
 
 
