@@ -95,3 +95,18 @@ def test_marrow_enclosed_by_cortex_is_bone_but_the_spinal_canal_is_not() -> None
         max_marrow_ml=0.0,
     )
     assert without[parts["marrow"]].mean() < 0.1
+
+
+def test_air_cavity_leaves_its_wall_to_bone() -> None:
+    from skullseg.tissue import air_cavities
+
+    img = np.full((40, 40, 40), 100.0, np.float32)
+    img[10:30, 10:30, 10:30] = 0.0  # a dark cavity: air inside, a bony wall at its rim
+    vol = Volume(img, np.eye(4))
+    head = np.ones(img.shape, bool)
+    none = np.zeros(img.shape, bool)
+    air = air_cavities(vol, head, none, air_threshold=15.0)
+    assert air[14:26, 14:26, 14:26].all()  # the middle is air
+    assert not air[10, 10:30, 10:30].any()  # the outermost millimetre is not
+    thick = air_cavities(vol, head, none, air_threshold=15.0, wall_mm=0.0)
+    assert thick.sum() > air.sum()

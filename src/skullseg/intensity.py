@@ -58,8 +58,16 @@ def n4_bias_correct(
     n4.SetNumberOfThreads(1)  # reductions in a fixed order: same result on any machine
     extent = np.array(small.GetSize()) * np.array(small.GetSpacing())
     n4.SetNumberOfControlPoints([int(max(4, e / spline_distance_mm + 3)) for e in extent])
-    n4.Execute(small, small_mask)
-    log_field = n4.GetLogBiasFieldAsImage(img)
+    # all of it on one thread, the filters N4 runs inside included (they take the global
+    # default): ITK splits B-spline fits and evaluations by region, so another thread count
+    # gives a slightly different field, and --threads must not change the labels
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        n4.Execute(small, small_mask)
+        log_field = n4.GetLogBiasFieldAsImage(img)
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     field = np.exp(sitk.GetArrayFromImage(log_field).T).astype(np.float32)
     out = (data + 1.0) / np.maximum(field, 1e-3) - 1.0
     return vol.with_data(np.clip(out, 0, None).astype(np.float32))

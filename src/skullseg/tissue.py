@@ -3,10 +3,13 @@
 The label map follows from the geometry: inside the inner skull is CSF or
 brain, between inner and outer skull is bone, between outer skull and skin
 is scalp. Air cavities are large, very dark regions outside the inner
-skull (sinuses, mastoid cells, nasal cavity and pharynx), found by an opening
+skull (sinuses, mastoid cells, nasal cavity and pharynx), found by an erosion
 so that thin compact bone, which is as dark as air in a T1, is not mistaken
-for air. Below the cranium, the facial skeleton, mandible and upper spine are
-the dark structures that are neither air nor thick fluid-filled blobs (eyes).
+for air, and grown back short of the cavity's bony wall. Below the cranium,
+the facial skeleton, mandible and upper spine are the dark structures that are
+neither air nor thick fluid-filled blobs (eyes), plus the marrow their cortex
+encloses, except the spinal canal (cord and CSF), which is tracked down from
+the brainstem.
 """
 
 from __future__ import annotations
