@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from skullseg.tissue import extracranial_bone
+from skullseg.tissue import extracranial_bone, spinal_cord
 from skullseg.volume import Volume
 
 
@@ -77,8 +77,11 @@ def test_marrow_enclosed_by_cortex_is_bone_but_the_spinal_canal_is_not() -> None
     vol, parts = _spine_scene()
     head = np.ones(vol.shape, bool)
     none = np.zeros(vol.shape, bool)
+    cord, canal = spinal_cord(vol, head, parts["brain"], dark_threshold=45.0)
+    assert cord[parts["cord"]].mean() > 0.9 and not cord[parts["marrow"]].any()
+    assert canal[parts["csf"]].mean() > 0.9 and not canal[parts["cortex"]].any()
     bone = extracranial_bone(
-        vol, head, none, parts["brain"], none, tissue_floor=30.0, below_z_mm=60.0
+        vol, head, none, parts["brain"], none, tissue_floor=30.0, below_z_mm=60.0, canal=canal
     )
     assert bone[parts["marrow"]].mean() > 0.9  # filled
     assert bone[parts["cortex"]].mean() > 0.9
@@ -93,6 +96,7 @@ def test_marrow_enclosed_by_cortex_is_bone_but_the_spinal_canal_is_not() -> None
         tissue_floor=30.0,
         below_z_mm=60.0,
         max_marrow_ml=0.0,
+        canal=canal,
     )
     assert without[parts["marrow"]].mean() < 0.1
 
@@ -110,3 +114,19 @@ def test_air_cavity_leaves_its_wall_to_bone() -> None:
     assert not air[10, 10:30, 10:30].any()  # the outermost millimetre is not
     thick = air_cavities(vol, head, none, air_threshold=15.0, wall_mm=0.0)
     assert thick.sum() > air.sum()
+
+
+def test_the_canal_is_not_skull_where_the_cranium_crosses_it() -> None:
+    from skullseg import labels as L
+    from skullseg.tissue import assemble_labels
+
+    z = np.zeros((20, 20, 20), bool)
+    head, inner, outer, canal, cord = z | True, z.copy(), z.copy(), z.copy(), z.copy()
+    outer[2:18, 2:18, 2:18] = True
+    inner[5:15, 5:15, 5:15] = True
+    canal[8:12, 8:12, :8] = True  # crosses the floor of the cranium
+    cord[9:11, 9:11, :8] = True
+    lab = assemble_labels(head, inner, inner, outer, canal=canal, cord=cord)
+    assert not (lab[canal] == L.SKULL).any()
+    assert (lab[cord & outer & ~inner] == L.BRAIN).all()
+    assert (lab[canal & ~cord & outer & ~inner] == L.CSF).all()

@@ -22,7 +22,7 @@ from .intensity import n4_bias_correct
 from .masks import adaptive_brain_mask, brain_levels, head_mask
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
-from .tissue import air_cavities, assemble_labels, extracranial_bone
+from .tissue import air_cavities, assemble_labels, extracranial_bone, spinal_cord
 from .volume import Volume
 
 __all__ = ["SegmentResult", "segment", "run", "OUTPUT_FILES"]
@@ -73,6 +73,7 @@ def segment(
     use_atlas: bool = True,
     t2: Volume | None = None,
     facial_bone: bool = True,
+    t1_weighted: bool = True,
     progress: ProgressDisplay | None = None,
 ) -> SegmentResult:
     """Segment skull, scalp, CSF, brain and air cavities from a T1-weighted head MRI.
@@ -95,6 +96,10 @@ def segment(
         Also label the bone below the cranium (facial skeleton, mandible, skull
         base, upper spine) as skull; ``False`` keeps only the cranium between
         the inner and outer skull surfaces. Needs a T1-weighted ``image``.
+    t1_weighted : bool
+        ``image`` is T1-weighted (CSF dark). Then the spinal cord is followed
+        below the brain and its canal is kept out of the skull label;
+        ``False`` (a T2 or PD image alone) also turns ``facial_bone`` off.
     use_atlas : bool
         Register the whole-head atlas (affine) and keep the brain inside its
         intracranial prior, which stops leaks into the face and neck.
@@ -147,8 +152,12 @@ def segment(
         inner &= h
         outer = (outer & h) | inner
         air = air_cavities(work, h, outer, air_threshold=p.air_fraction * levels.wm)
-        other = None
-        if facial_bone:
+        cord = canal = other = None
+        if t1_weighted:
+            cord, canal = spinal_cord(
+                work, h, brain.data > 0, dark_threshold=p.dark_fraction * levels.wm
+            )
+        if facial_bone and t1_weighted:
             other = extracranial_bone(
                 work,
                 h,
@@ -158,8 +167,11 @@ def segment(
                 tissue_floor=p.soft_floor_fraction * levels.wm,
                 bone_fraction=p.bone_fraction,
                 below_z_mm=float(surfaces.centre_world[2]),
+                canal=canal,
             )
-        lab_work = work.with_data(assemble_labels(h, brain.data > 0, inner, outer, air, other))
+        lab_work = work.with_data(
+            assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal, cord=cord)
+        )
         lab_in = to_input_grid(lab_work, image)
     checks = check_result(
         lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
@@ -274,7 +286,8 @@ def run(
             voxel_mm=voxel_mm,
             progress=progress,
             t2=t2,
-            facial_bone=not cranium_only and modality != "t2",
+            facial_bone=not cranium_only,
+            t1_weighted=modality != "t2",
         )
     result.warnings[:0] = pre_warnings
     if result.failures and not allow_implausible:

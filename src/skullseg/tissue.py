@@ -21,10 +21,10 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from . import labels as L
-from .morphology import dilate, drop_small_components, erode, fill_holes_2d, opening
+from .morphology import closing, dilate, drop_small_components, erode, fill_holes_2d, opening
 from .volume import Volume
 
-__all__ = ["air_cavities", "assemble_labels", "extracranial_bone", "spinal_canal"]
+__all__ = ["air_cavities", "assemble_labels", "extracranial_bone", "spinal_canal", "spinal_cord"]
 
 log = logging.getLogger("skullseg")
 
@@ -84,7 +84,7 @@ def extracranial_bone(
     closing_mm: float = 1.5,
     min_volume_ml: float = 0.3,
     max_marrow_ml: float = 20.0,
-    canal_ring_mm: float = 3.0,
+    canal: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """Bone outside the cranium: facial skeleton, mandible, skull base and upper spine (T1).
 
@@ -100,8 +100,8 @@ def extracranial_bone(
     components under ``min_volume_ml`` are dropped. What the dark cortical bone
     encloses in an axial slice is marrow (vertebral bodies, mandible; bright in a
     T1) and is filled, in pieces of up to ``max_marrow_ml``, except air (sinuses
-    have bony walls too), fluid, and the spinal canal (:func:`spinal_canal`),
-    whose CSF ring, ``canal_ring_mm`` around the cord, is not bone either.
+    have bony walls too) and fluid. Nothing in ``canal`` (the spinal canal, see
+    :func:`spinal_cord`) is bone.
 
     Parameters
     ----------
@@ -130,7 +130,6 @@ def extracranial_bone(
     >>> int(bone.sum())
     800
     """
-    from .morphology import closing
 
     vox = image.zooms_mm[0]
     out = np.zeros(image.shape, bool)
@@ -156,16 +155,77 @@ def extracranial_bone(
     fluid = opening(dark, fluid_radius_mm, vox)
     bone = closing(dark & ~fluid, closing_mm, vox) & region & ~fluid
     bone = drop_small_components(bone, min_volume_ml / image.voxel_volume_ml)
+    not_canal = np.ones(bone.shape, bool) if canal is None else ~canal[box]
     if max_marrow_ml > 0:
-        enclosed = fill_holes_2d(bone, axis=2) & ~bone & ~air[box] & ~fluid
-        canal = spinal_canal(enclosed, brain[box], vox)
-        bone &= ~dilate(canal, canal_ring_mm, vox)  # the CSF around the cord
-        marrow = enclosed & ~canal
+        marrow = fill_holes_2d(bone, axis=2) & ~bone & ~air[box] & ~fluid & not_canal
         marrow &= ~drop_small_components(marrow, max_marrow_ml / image.voxel_volume_ml)
         bone |= marrow
-    out[box] = bone
+    out[box] = bone & not_canal
     log.info("extracranial bone: %.0f mL", out.sum() * image.voxel_volume_ml)
     return out
+
+
+def spinal_cord(
+    image: Volume,
+    head: NDArray[np.bool_],
+    brain: NDArray[np.bool_],
+    dark_threshold: float,
+    *,
+    ring_mm: float = 3.0,
+    bridge_mm: float = 1.5,
+    max_gap_mm: float = 8.0,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The spinal cord below the brain and the canal around it, on a T1 (RAS working grid).
+
+    Below the brain, the cord is a bright region that dark CSF (and bone) encloses in
+    an axial slice; :func:`spinal_canal` follows it down from the brainstem. Gaps
+    of up to ``2 x bridge_mm`` in the dark ring (partial volume, vessels) are
+    closed first, and slices where the cord was not enclosed are bridged along
+    the canal, up to ``max_gap_mm``. The canal is the cord plus the dark voxels
+    (below ``dark_threshold``, lightly smoothed) within ``ring_mm`` of it.
+
+    Returns
+    -------
+    cord, canal : ndarray of bool
+
+    Examples
+    --------
+    >>> img = np.full((40, 40, 60), 100.0, np.float32)
+    >>> i, j, k = np.indices(img.shape)
+    >>> r = np.hypot(i - 20, j - 20)
+    >>> img[(r > 4) & (r <= 7) & (k < 40)] = 10.0  # CSF and bone around a cord
+    >>> brain = (r <= 10) & (k >= 45)
+    >>> cord, canal = spinal_cord(Volume(img, np.eye(4)), np.ones(img.shape, bool), brain, 40.0)
+    >>> bool(cord[20, 20, 10]), bool(canal[20, 26, 10]), bool(canal[20, 35, 10])
+    (True, True, False)
+    """
+    vox = image.zooms_mm[0]
+    cord = np.zeros(image.shape, bool)
+    zs = np.flatnonzero(brain.any(axis=(0, 1)))
+    if not len(zs):
+        return cord, cord.copy()
+    top = int(zs[0]) + 1  # the slices below the brain's lowest one
+    dark = (ndi.gaussian_filter(image.data[:, :, :top], 0.5 / vox) < dark_threshold) & head[
+        :, :, :top
+    ]
+    ring = closing(dark, bridge_mm, vox) if bridge_mm > 0 else dark
+    enclosed = np.zeros(image.shape, bool)
+    enclosed[:, :, :top] = fill_holes_2d(ring, axis=2) & ~ring
+    cord = spinal_canal(enclosed, brain, vox)
+    span = int(round(max_gap_mm / vox)) + 1
+    if cord.any() and span > 1:  # bridge the slices where the ring was open
+        cord |= ndi.binary_closing(cord, np.ones((1, 1, span), bool))
+    if cord.any() and bridge_mm > 0:  # the closing of the ring took the cord's rim
+        cord[:, :, :top] |= dilate(cord[:, :, :top], bridge_mm, vox) & ~dark
+    canal = cord.copy()
+    canal[:, :, :top] |= dilate(cord[:, :, :top], ring_mm, vox) & dark
+    if cord.any():
+        log.info(
+            "spinal canal: %.1f mL (cord %.1f mL)",
+            canal.sum() * image.voxel_volume_ml,
+            cord.sum() * image.voxel_volume_ml,
+        )
+    return cord, canal
 
 
 def spinal_canal(
@@ -176,7 +236,7 @@ def spinal_canal(
     start_band_mm: float = 3.0,
     first_shift_mm: float = 15.0,
     max_shift_mm: float = 8.0,
-    area_mm2: tuple[float, float] = (20.0, 600.0),
+    area_mm2: tuple[float, float] = (20.0, 400.0),
     max_gap_mm: float = 30.0,
 ) -> NDArray[np.bool_]:
     """The spinal canal among the regions that bone encloses in axial slices (RAS grid).
@@ -230,11 +290,15 @@ def assemble_labels(
     outer: NDArray[np.bool_],
     air: NDArray[np.bool_] | None = None,
     other_bone: NDArray[np.bool_] | None = None,
+    canal: NDArray[np.bool_] | None = None,
+    cord: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.uint8]:
     """Label map (values of :mod:`skullseg.labels`) from nested masks.
 
     ``inner`` must lie inside ``outer``; both are clipped to the head.
     ``other_bone`` (bone outside the cranium) is labelled skull where it is not air.
+    Nothing in the spinal ``canal`` is skull: there, the ``cord`` is brain (nervous
+    tissue) and the rest CSF, also where the cranium's band crosses the foramen magnum.
 
     Examples
     --------
@@ -263,4 +327,9 @@ def assemble_labels(
     # space is bone, so brain and CSF are always enclosed by skull
     touching = ndi.binary_dilation(inner & head, ndi.generate_binary_structure(3, 3))
     out[touching & ((out == L.SCALP) | (out == L.AIR_CAVITY))] = L.SKULL
+    if canal is not None:
+        in_bone = canal & head & (out == L.SKULL)
+        out[in_bone] = L.CSF
+        if cord is not None:
+            out[in_bone & cord] = L.BRAIN
     return out
