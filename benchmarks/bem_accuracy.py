@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from skullseg.bem import BEM_NAMES, bem_surfaces, check_bem, write_bem
-from skullseg.evaluate import _points_to_mesh, read_freesurfer_surface
+from skullseg.evaluate import read_freesurfer_surface
+from skullseg.geometry import points_to_mesh
 from skullseg.io import load_volume
 from skullseg.pipeline import segment
 
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in BEM_NAMES:
         ref_v, ref_f = read_freesurfer_surface(folder / "bem" / f"{name}.surf", reference=t1)
         ours = surfs[name]
-        a = _points_to_mesh(ours.vertices, ref_v, ref_f)  # ours -> reference
-        b = _points_to_mesh(ref_v, ours.vertices, ours.faces)  # reference -> ours
+        a = points_to_mesh(ours.vertices, ref_v, ref_f)  # ours -> reference
+        b = points_to_mesh(ref_v, ours.vertices, ours.faces)  # reference -> ours
         top = ref_v[:, 2].max() - VAULT_DEPTH_MM  # vault: within 70 mm of the reference top
         va, vb = a[ours.vertices[:, 2] >= top], b[ref_v[:, 2] >= top]
         rows[name] = {

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from skullseg.bem import BEM_NAMES, bem_surfaces, check_bem, mne_icosphere, write_bem
-from skullseg.evaluate import _points_to_mesh, surface_to_surface_distance, tkr_to_world
+from skullseg.evaluate import surface_to_surface_distance, tkr_to_world
+from skullseg.geometry import points_to_mesh
 from skullseg.mesh import check_mesh
 from skullseg.radial import sphere_grid
 from skullseg.skull import SkullSurfaces
@@ -38,8 +39,8 @@ def _min_dist(a, b) -> float:
     """Smallest vertex-to-triangle distance between two surfaces, both ways."""
     return float(
         min(
-            _points_to_mesh(a.vertices, b.vertices, b.faces).min(),
-            _points_to_mesh(b.vertices, a.vertices, a.faces).min(),
+            points_to_mesh(a.vertices, b.vertices, b.faces).min(),
+            points_to_mesh(b.vertices, a.vertices, a.faces).min(),
         )
     )
 

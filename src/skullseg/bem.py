@@ -35,8 +35,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
-from .evaluate import _points_to_mesh, vox2ras_tkr
+from .evaluate import vox2ras_tkr
 from .fileutil import atomic_path
+from .geometry import points_to_mesh
 from .mesh import Surface, write_mesh
 from .radial import radius_at
 from .skull import SkullSurfaces
@@ -124,7 +125,7 @@ def _smooth(values: NDArray, avg: sparse.csr_matrix, iterations: int, weight: fl
 def _gaps_mm(dirs: NDArray, faces: NDArray, r_in: NDArray, r_out: NDArray) -> NDArray:
     """Per ray, the smaller of: inner vertex -> outer mesh and outer vertex -> inner mesh."""
     v_in, v_out = dirs * r_in[:, None], dirs * r_out[:, None]
-    return np.minimum(_points_to_mesh(v_in, v_out, faces), _points_to_mesh(v_out, v_in, faces))
+    return np.minimum(points_to_mesh(v_in, v_out, faces), points_to_mesh(v_out, v_in, faces))
 
 
 def _push_out(
@@ -317,8 +318,8 @@ def check_bem(surfs: dict[str, Surface]) -> dict:
         angles = _solid_angles(b.vertices, b.faces, a.vertices)
         inside = bool(np.all(np.abs(angles / (4 * np.pi) - 1.0) <= 1e-5))
         gap = min(
-            _points_to_mesh(a.vertices, b.vertices, b.faces).min(),
-            _points_to_mesh(b.vertices, a.vertices, a.faces).min(),
+            points_to_mesh(a.vertices, b.vertices, b.faces).min(),
+            points_to_mesh(b.vertices, a.vertices, a.faces).min(),
         )
         out[f"{inner}_inside_{outer}"] = inside
         out[f"min_gap_{key}_mm"] = round(float(gap), 3)

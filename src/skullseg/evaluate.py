@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
+from .geometry import points_to_mesh
 from .volume import Volume
 
 __all__ = [
@@ -283,59 +283,6 @@ def read_freesurfer_surface(
 
 
 # -- mesh distances --------------------------------------------------------------------------
-def _point_triangle_distance(p: NDArray, a: NDArray, b: NDArray, c: NDArray) -> NDArray:
-    """Exact distances between points p[n] and triangles (a, b, c)[n] (Ericson, 2005)."""
-    ab, ac, ap, bp, cp = b - a, c - a, p - a, p - b, p - c
-
-    def dot(u: NDArray, v: NDArray) -> NDArray:
-        return np.einsum("ij,ij->i", u, v)
-
-    d1, d2, d3, d4, d5, d6 = (dot(e, q) for q in (ap, bp, cp) for e in (ab, ac))
-    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-    # Voronoi regions of the triangle, applied from the lowest priority up.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        denom = 1.0 / (va + vb + vc)
-        closest = a + (vb * denom)[:, None] * ab + (vc * denom)[:, None] * ac  # interior
-        w_bc = ((d4 - d3) / ((d4 - d3) + (d5 - d6)))[:, None]
-        closest = np.where(
-            ((va <= 0) & (d4 >= d3) & (d5 >= d6))[:, None], b + w_bc * (c - b), closest
-        )
-        w_ac = (d2 / (d2 - d6))[:, None]
-        closest = np.where(((vb <= 0) & (d2 >= 0) & (d6 <= 0))[:, None], a + w_ac * ac, closest)
-        closest = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, closest)
-        v_ab = (d1 / (d1 - d3))[:, None]
-        closest = np.where(((vc <= 0) & (d1 >= 0) & (d3 <= 0))[:, None], a + v_ab * ab, closest)
-        closest = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, closest)
-        closest = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, closest)
-    dist = np.linalg.norm(p - closest, axis=1)
-    corners = np.min([np.linalg.norm(p - x, axis=1) for x in (a, b, c)], axis=0)
-    return np.where(np.isfinite(dist), np.minimum(dist, corners), corners)
-
-
-def _points_to_mesh(points: NDArray, vertices: NDArray, faces: NDArray) -> NDArray:
-    """Exact distance from each point to the nearest triangle of a mesh."""
-    tri = vertices[faces]  # (m, 3, 3)
-    centroids = tri.mean(axis=1)
-    radius = float(np.linalg.norm(tri - centroids[:, None], axis=2).max())
-    tree = cKDTree(centroids)
-    best = np.full(len(points), np.inf)
-    todo = np.arange(len(points))
-    k = 8
-    while todo.size:
-        k = min(k, len(faces))
-        dk, ik = tree.query(points[todo], k=k)
-        dk, f = dk.reshape(len(todo), k), ik.reshape(-1)
-        rep = np.repeat(points[todo], k, axis=0)
-        d = _point_triangle_distance(rep, tri[f, 0], tri[f, 1], tri[f, 2]).reshape(-1, k).min(1)
-        best[todo] = d
-        # Triangles beyond the k nearest centroids are >= (k-th distance - radius) away.
-        if k == len(faces):
-            break
-        todo = todo[d > dk[:, -1] - radius]
-        k *= 4
-    return best
-
-
 def surface_to_surface_distance(
     vertices_a: ArrayLike, faces_a: ArrayLike, vertices_b: ArrayLike, faces_b: ArrayLike
 ) -> dict[str, float]:
@@ -354,7 +301,7 @@ def surface_to_surface_distance(
     """
     va, vb = np.asarray(vertices_a, np.float64), np.asarray(vertices_b, np.float64)
     fa, fb = np.asarray(faces_a, np.int64), np.asarray(faces_b, np.int64)
-    ab, ba = _points_to_mesh(va, vb, fb), _points_to_mesh(vb, va, fa)
+    ab, ba = points_to_mesh(va, vb, fb), points_to_mesh(vb, va, fa)
     both = np.concatenate([ab, ba])
     out = {}
     for name, d in (("a_to_b", ab), ("b_to_a", ba)):

@@ -22,6 +22,14 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
 from .fileutil import atomic_path
+from .geometry import (
+    _cell_mm,
+    _crossing_candidates,
+    _grid_entries,
+    _group_offsets,
+    _pairs_cross,
+    count_crossings,
+)
 from .volume import Volume
 
 if TYPE_CHECKING:
@@ -151,44 +159,6 @@ def _signed_volumes_mm3(vertices: NDArray, faces: NDArray, labels: NDArray, n: i
 _RAY_FRAME = np.linalg.qr([[0.93, 0.29, -0.22], [-0.31, 0.95, 0.07], [0.19, 0.12, 0.97]])[0]
 
 
-def _group_offsets(n: NDArray) -> NDArray:
-    """``[0..n0-1, 0..n1-1, ...]`` for counts ``n = [n0, n1, ...]`` (one cumulative sum).
-
-    >>> _group_offsets(np.array([3, 0, 2]))
-    array([0, 1, 2, 0, 1])
-    """
-    n = n[n > 0]
-    if not len(n):
-        return np.zeros(0, n.dtype)
-    steps = np.ones(int(n.sum()), n.dtype)
-    steps[0] = 0
-    steps[(np.cumsum(n) - n)[1:]] = 1 - n[:-1]  # back to 0 at each group's start
-    return np.cumsum(steps, dtype=n.dtype)
-
-
-def _cell_mm(lo: NDArray, hi: NDArray) -> float:
-    """Grid cell for boxes ``lo..hi``: 1.5 typical extents, so no box spans too many cells."""
-    extent = (hi - lo).max(1)
-    return max(1.5 * float(np.median(extent)), float(extent.max()) / 16, 1e-9)
-
-
-def _grid_entries(lo: NDArray, hi: NDArray, cell_mm: float, *, with_dims: bool = False) -> tuple:
-    """Every (box, grid cell) incidence of boxes ``lo..hi`` (>= 0), sorted by cell key
-    (and the grid's shape, with ``with_dims``)."""
-    ilo = np.floor(lo / cell_mm).astype(np.int32)
-    span = np.floor(hi / cell_mm).astype(np.int32) - ilo + 1
-    counts = span.prod(1)
-    box = np.repeat(np.arange(len(lo), dtype=np.int32), counts)
-    rest, cells = _group_offsets(counts), ilo[box]
-    for d in range(lo.shape[1]):
-        cells[:, d] += rest % span[box, d]
-        rest //= span[box, d]
-    dims = cells.max(0).astype(np.int64) + 1
-    key = np.ravel_multi_index(cells.T.astype(np.int64), dims)
-    order = np.argsort(key, kind="stable")
-    return (box[order], key[order], dims) if with_dims else (box[order], key[order])
-
-
 def _nesting_depths(vertices: NDArray, faces: NDArray, labels: NDArray, n: int) -> NDArray:
     """For each body, how many other bodies enclose it: the parity of crossings with each
     other body of a ray cast, in a generic direction, from one of its face centroids."""
@@ -230,71 +200,9 @@ def _orient_outward(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
     return faces
 
 
-def _orient3d(a: NDArray, b: NDArray, c: NDArray, d: NDArray) -> NDArray:
-    return np.einsum("ij,ij->i", np.cross(b - a, c - a), d - a)
-
-
-def _segment_crosses(p: NDArray, q: NDArray, tri: NDArray) -> NDArray[np.bool_]:
-    """Segment pq properly crosses triangle (a, b, c) (touching does not count)."""
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    straddles = _orient3d(a, b, c, p) * _orient3d(a, b, c, q) < 0
-    s = np.stack([_orient3d(p, q, a, b), _orient3d(p, q, b, c), _orient3d(p, q, c, a)])
-    return straddles & (np.all(s > 0, axis=0) | np.all(s < 0, axis=0))
-
-
-def _crossing_candidates(lo: NDArray, hi: NDArray, faces: NDArray) -> NDArray[np.int64]:
-    """Pairs of faces sharing no vertex whose boxes ``lo..hi`` overlap (grid broad phase).
-
-    Each pair is reported once: by the grid cell that holds the low corner of the
-    two boxes' overlap (no sort-and-unique over all pairs).
-    """
-    lo, hi = lo - lo.min(0), hi - lo.min(0)
-    cell = _cell_mm(lo, hi)
-    box, key, dims = _grid_entries(lo, hi, cell, with_dims=True)
-    new = np.r_[True, key[1:] != key[:-1]]
-    group_end = np.r_[np.flatnonzero(new)[1:], len(key)].astype(np.int32)[np.cumsum(new) - 1]
-    after = group_end - np.arange(len(key), dtype=np.int32) - 1  # later entries in the cell
-    first = np.repeat(np.arange(len(key), dtype=np.int32), after)
-    a, b = box[first], box[first + 1 + _group_offsets(after)]
-    for d in range(3):  # axis by axis: each pass shrinks the next
-        lo_d, hi_d = np.ascontiguousarray(lo[:, d]), np.ascontiguousarray(hi[:, d])
-        ok = (lo_d[a] <= hi_d[b]) & (lo_d[b] <= hi_d[a])
-        a, b, first = a[ok], b[ok], first[ok]
-    corner = np.floor(np.maximum(lo[a], lo[b]) / cell).astype(np.int64)
-    own = np.ravel_multi_index(np.minimum(corner, dims - 1).T, dims) == key[first]
-    a, b = a[own], b[own]
-    f32 = faces.astype(np.int32)
-    fa, fb = f32[a], f32[b]
-    apart = ~(fa[:, :, None] == fb[:, None, :]).any((1, 2))
-    return np.stack([a[apart], b[apart]], axis=1).astype(np.int64)
-
-
-def _separated(u: NDArray, w: NDArray) -> NDArray[np.bool_]:
-    """Triangles ``w`` lie strictly on one side of the planes of triangles ``u``."""
-    side = np.stack([_orient3d(u[:, 0], u[:, 1], u[:, 2], w[:, k]) for k in range(3)])
-    return np.all(side > 0, axis=0) | np.all(side < 0, axis=0)
-
-
-def _pairs_cross(tri: NDArray, pairs: NDArray, chunk: int = 500_000) -> NDArray[np.bool_]:
-    """For each pair of triangles, whether an edge of one properly crosses the other."""
-    hit = np.zeros(len(pairs), bool)
-    for s in range(0, len(pairs), chunk):
-        ta, tb = tri[pairs[s : s + chunk, 0]], tri[pairs[s : s + chunk, 1]]
-        split = ~(_separated(ta, tb) | _separated(tb, ta))  # cheap rejection first
-        ta, tb, found = ta[split], tb[split], np.zeros(split.sum(), bool)
-        for k in range(3):
-            found |= _segment_crosses(ta[:, k], ta[:, (k + 1) % 3], tb)
-            found |= _segment_crosses(tb[:, k], tb[:, (k + 1) % 3], ta)
-        hit[s : s + chunk][split] = found
-    return hit
-
-
 def _count_self_intersections(surface: Surface) -> int:
-    """Number of pairs of triangles sharing no vertex that properly cross each other."""
-    if len(surface.faces) < 2:
-        return 0
-    tri = surface.vertices[surface.faces]
-    return int(_pairs_cross(tri, _crossing_candidates(tri.min(1), tri.max(1), surface.faces)).sum())
+    """Crossing triangle pairs of ``surface`` (:func:`skullseg.geometry.count_crossings`)."""
+    return count_crossings(surface.vertices, surface.faces)
 
 
 def _untangle(vertices: NDArray, reference: NDArray, faces: NDArray, rounds: int = 10) -> NDArray:

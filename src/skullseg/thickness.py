@@ -31,8 +31,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from .evaluate import _points_to_mesh
 from .fileutil import atomic_path
+from .geometry import points_to_mesh
 from .mesh import Surface
 from .skull import SkullSurfaces
 from .volume import Volume
@@ -136,7 +136,7 @@ def vertex_thickness(surfaces: SkullSurfaces, surface: Surface) -> NDArray[np.fl
     >>> t = vertex_thickness(result.surfaces, bem["outer_skull"])  # doctest: +SKIP
     """
     inner_v, inner_f = surfaces.mesh("inner")
-    return _points_to_mesh(np.asarray(surface.vertices, np.float64), inner_v, inner_f)
+    return points_to_mesh(np.asarray(surface.vertices, np.float64), inner_v, inner_f)
 
 
 def vault_vertices(vertices_mm: ArrayLike, depth_mm: float = 70.0) -> NDArray[np.bool_]:
