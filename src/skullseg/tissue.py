@@ -241,12 +241,12 @@ def spinal_canal(
 ) -> NDArray[np.bool_]:
     """The spinal canal among the regions that bone encloses in axial slices (RAS grid).
 
-    The canal continues the brainstem downwards: starting under the centre of the
-    lowest ``start_band_mm`` of the brain, each axial slice below takes the enclosed
-    region (of ``area_mm2``) nearest to the canal's last position, within
-    ``first_shift_mm`` of the start (the brain's lowest point may be the cerebellar
-    tonsils, behind the medulla) and ``max_shift_mm`` from slice to slice after; the
-    walk ends after ``max_gap_mm`` of slices without one.
+    The canal continues the brainstem downwards. Each region (of ``area_mm2``) in
+    the slices just below the brain, within ``first_shift_mm`` of the centre of the
+    brain's lowest ``start_band_mm`` (often the cerebellar tonsils, behind the
+    medulla), starts a walk down: each slice takes the region nearest to the last
+    position, within ``max_shift_mm``, and the walk ends after ``max_gap_mm`` of
+    slices without one. The walk that finds the most slices is the canal.
 
     Examples
     --------
@@ -263,23 +263,46 @@ def spinal_canal(
     if not len(zs) or not enclosed.any():
         return canal
     low = brain[:, :, zs[0] : zs[0] + max(1, int(round(start_band_mm / voxel_mm)))]
-    xy = np.argwhere(low)[:, :2].mean(axis=0)
-    gap, k = 0, int(zs[0])
-    while k > 0 and gap * voxel_mm <= max_gap_mm:
-        k -= 1
+    start = np.argwhere(low)[:, :2].mean(axis=0)
+    # regions of the right size in every slice below the brain: (labels, centroids)
+    slices: dict[int, tuple[NDArray, NDArray]] = {}
+    for k in range(int(zs[0]) - 1, -1, -1):
         lab, n = ndi.label(enclosed[:, :, k])
-        best, best_d = 0, (max_shift_mm if canal.any() else first_shift_mm) / voxel_mm
-        for i, sl in enumerate(ndi.find_objects(lab), start=1):
-            pts = np.argwhere(lab[sl] == i) + [sl[0].start, sl[1].start]
-            area = len(pts) * voxel_mm**2
-            d = float(np.linalg.norm(pts.mean(axis=0) - xy))
-            if area_mm2[0] <= area <= area_mm2[1] and d <= best_d:
-                best, best_d = i, d
-        if best:
-            canal[:, :, k] = lab == best
-            xy, gap = np.argwhere(canal[:, :, k]).mean(axis=0), 0
-        else:
-            gap += 1
+        if not n:
+            continue
+        area = np.bincount(lab.ravel(), minlength=n + 1)[1:] * voxel_mm**2
+        ok = np.flatnonzero((area >= area_mm2[0]) & (area <= area_mm2[1])) + 1
+        if len(ok):
+            centres = np.array(ndi.center_of_mass(np.ones_like(lab), lab, ok)).reshape(-1, 2)
+            slices[k] = (lab, np.column_stack([ok, centres]))
+    reach = int(round(first_shift_mm / voxel_mm))
+    seeds = [
+        (k, row[1:])
+        for k, (_, rows) in slices.items()
+        if k >= zs[0] - reach
+        for row in rows
+        if np.linalg.norm(row[1:] - start) <= first_shift_mm / voxel_mm
+    ]
+    best: list[tuple[int, int]] = []
+    for k0, xy in seeds:
+        path, gap, k = [], 0, k0 + 1
+        while k > 0 and gap * voxel_mm <= max_gap_mm:
+            k -= 1
+            if k not in slices:
+                gap += 1
+                continue
+            rows = slices[k][1]
+            d = np.linalg.norm(rows[:, 1:] - xy, axis=1)
+            i = int(np.argmin(d))
+            if d[i] <= max_shift_mm / voxel_mm:
+                path.append((k, int(rows[i, 0])))
+                xy, gap = rows[i, 1:], 0
+            else:
+                gap += 1
+        if len(path) > len(best):
+            best = path
+    for k, i in best:
+        canal[:, :, k] = slices[k][0] == i
     return canal
 
 
