@@ -239,7 +239,7 @@ def spinal_canal(
     area_mm2: tuple[float, float] = (20.0, 400.0),
     max_gap_mm: float = 30.0,
 ) -> NDArray[np.bool_]:
-    """The spinal canal among the regions that bone encloses in axial slices (RAS grid).
+    """The cord's track among regions enclosed in axial slices (by CSF and bone; RAS grid).
 
     The canal continues the brainstem downwards. Each region (of ``area_mm2``) in
     the slices just below the brain, within ``first_shift_mm`` of the centre of the
