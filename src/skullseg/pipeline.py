@@ -152,9 +152,9 @@ def segment(
         inner &= h
         outer = (outer & h) | inner
         air = air_cavities(work, h, outer, air_threshold=p.air_fraction * levels.wm)
-        cord = canal = other = None
+        canal = other = None
         if t1_weighted:
-            cord, canal = spinal_cord(
+            _, canal = spinal_cord(
                 work, h, brain.data > 0, dark_threshold=p.dark_fraction * levels.wm
             )
         if facial_bone and t1_weighted:
@@ -170,7 +170,7 @@ def segment(
                 canal=canal,
             )
         lab_work = work.with_data(
-            assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal, cord=cord)
+            assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal)
         )
         lab_in = to_input_grid(lab_work, image)
     checks = check_result(

@@ -314,14 +314,14 @@ def assemble_labels(
     air: NDArray[np.bool_] | None = None,
     other_bone: NDArray[np.bool_] | None = None,
     canal: NDArray[np.bool_] | None = None,
-    cord: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.uint8]:
     """Label map (values of :mod:`skullseg.labels`) from nested masks.
 
     ``inner`` must lie inside ``outer``; both are clipped to the head.
     ``other_bone`` (bone outside the cranium) is labelled skull where it is not air.
-    Nothing in the spinal ``canal`` is skull: there, the ``cord`` is brain (nervous
-    tissue) and the rest CSF, also where the cranium's band crosses the foramen magnum.
+    Nothing in the spinal ``canal`` is skull: where the cranium's band (or bone below
+    it) crosses the canal, its contents, cord included, are labelled CSF. (Not brain:
+    the brain label stays enclosed by CSF and skull, which :mod:`skullseg.checks` tests.)
 
     Examples
     --------
@@ -351,8 +351,5 @@ def assemble_labels(
     touching = ndi.binary_dilation(inner & head, ndi.generate_binary_structure(3, 3))
     out[touching & ((out == L.SCALP) | (out == L.AIR_CAVITY))] = L.SKULL
     if canal is not None:
-        in_bone = canal & head & (out == L.SKULL)
-        out[in_bone] = L.CSF
-        if cord is not None:
-            out[in_bone & cord] = L.BRAIN
+        out[canal & head & (out == L.SKULL)] = L.CSF
     return out
