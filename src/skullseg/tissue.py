@@ -54,7 +54,7 @@ def air_cavities(
     air_threshold : float
         Intensity below which a voxel may be air.
     min_radius_mm : float
-        Opening radius: thinner dark structures (compact bone) are not air.
+        Erosion radius: thinner dark structures (compact bone) are not air.
     min_volume_ml : float
         Smaller dark blobs are ignored.
     wall_mm : float
