@@ -15,7 +15,14 @@ from scipy import ndimage as ndi
 
 from .volume import Volume
 
-__all__ = ["working_grid", "resample_to_grid", "conform", "to_input_grid"]
+__all__ = [
+    "working_grid",
+    "resample_to_grid",
+    "conform",
+    "to_input_grid",
+    "pad_faces",
+    "extend_grid",
+]
 
 log = logging.getLogger("skullseg")
 
@@ -125,13 +132,15 @@ def _permuted_copy(
     return out
 
 
-def conform(vol: Volume, voxel_mm: float = 1.0) -> Volume:
+def conform(vol: Volume, voxel_mm: float = 1.0, *, grid: Volume | None = None) -> Volume:
     """Resample an input image onto its RAS-aligned isotropic working grid.
 
     Linear interpolation; thick slices are interpolated, not invented, so a
-    5 mm scan stays a 5 mm scan in content (the report says so).
+    5 mm scan stays a 5 mm scan in content (the report says so). ``grid``
+    replaces :func:`working_grid` ``(vol, voxel_mm)``.
     """
-    grid = working_grid(vol, voxel_mm)
+    if grid is None:
+        grid = working_grid(vol, voxel_mm)
     log.info(
         "conform: %s voxels of %s mm -> %s voxels of %.2f mm (RAS)",
         "x".join(map(str, vol.shape)),
@@ -166,3 +175,62 @@ def to_input_grid(labels: Volume, input_grid: Volume) -> Volume:
         best[better] = prob[better]
         result[better] = value
     return Volume(result, input_grid.affine)
+
+
+def pad_faces(vol: Volume, faces: list[tuple[int, int]], pad_mm: float = 20.0) -> Volume:
+    """Extend ``vol`` by ``pad_mm`` beyond each ``(axis, end)`` face, repeating the edge slice.
+
+    Where the field of view cuts through the head, the tissue at the cut goes on
+    beyond it (brain stays brain), so the surfaces that close the head are
+    placed outside the image instead of across the last slices; the result is
+    cropped back to the input grid at the end (:func:`to_input_grid`).
+
+    Examples
+    --------
+    >>> v = Volume(np.arange(8.0).reshape(2, 2, 2), np.eye(4))
+    >>> p = pad_faces(v, [(2, 0)], pad_mm=2.0)
+    >>> p.shape, p.data[0, 0].tolist(), p.voxel_to_world([[0, 0, 2]]).tolist()
+    ((2, 2, 4), [0.0, 0.0, 0.0, 1.0], [[0.0, 0.0, 0.0]])
+    """
+    widths = [[0, 0], [0, 0], [0, 0]]
+    for axis, end in faces:
+        widths[axis][end] = int(np.ceil(pad_mm / vol.zooms_mm[axis] - 1e-6))
+    if not any(w for pair in widths for w in pair):
+        return vol
+    data = np.pad(vol.data, widths, mode="edge")
+    shift = np.eye(4)
+    shift[:3, 3] = [-w[0] for w in widths]
+    return Volume(data, vol.affine @ shift)
+
+
+def extend_grid(
+    grid: Volume, vol: Volume, faces: list[tuple[int, int]], pad_mm: float
+) -> tuple[Volume, tuple[slice, slice, slice]]:
+    """``grid`` grown by whole voxels to cover ``vol`` padded at ``faces`` (:func:`pad_faces`).
+
+    Returns the larger grid and the slices that cut it back to ``grid`` exactly
+    (same voxel centres), so results found on the larger grid crop back without
+    resampling.
+
+    Examples
+    --------
+    >>> v = Volume(np.zeros((10, 10, 10)), np.eye(4))
+    >>> g = working_grid(v)
+    >>> big, crop = extend_grid(g, v, [(2, 0)], pad_mm=5.0)
+    >>> big.shape, crop[2]
+    ((10, 10, 15), slice(5, 15, None))
+    """
+    v = grid.zooms_mm[0]
+    grow = np.zeros((3, 2), int)  # world axis x (low, high) voxels
+    for axis, end in faces:
+        col = vol.affine[:3, axis]
+        out = col / np.linalg.norm(col) * (1.0 if end == 1 else -1.0)
+        for i in range(3):
+            n = int(np.ceil(pad_mm * abs(out[i]) / v - 1e-6)) if abs(out[i]) > 0.05 else 0
+            side = 1 if out[i] > 0 else 0
+            grow[i, side] = max(grow[i, side], n)
+    shape = tuple(int(n + lo + hi) for n, (lo, hi) in zip(grid.shape, grow))
+    affine = grid.affine.copy()
+    affine[:3, 3] = grid.voxel_to_world(-grow[:, 0][None].astype(float))[0]
+    crop = tuple(slice(int(lo), int(lo + n)) for n, (lo, _) in zip(grid.shape, grow))
+    return Volume(np.zeros(shape, np.uint8), affine), crop  # type: ignore[return-value]

@@ -20,6 +20,8 @@ from .volume import Volume
 
 __all__ = [
     "head_mask",
+    "head_threshold",
+    "cut_faces",
     "BrainLevels",
     "brain_centre",
     "brain_levels",
@@ -52,12 +54,7 @@ def head_mask(vol: Volume, *, closing_mm: float = 6.0) -> Volume:
     """
     data = vol.data
     vox = vol.zooms_mm[0]
-    hi = float(np.percentile(data, 99.5))
-    clipped = np.clip(data, 0, hi)
-    thr = float(threshold_otsu(clipped[:: max(1, data.size // 2_000_000)]))
-    below = clipped[clipped < thr]
-    noise = float(np.median(below)) if below.size else 0.0
-    thr = max(noise + 0.25 * (thr - noise), 0.12 * thr)
+    thr = head_threshold(data)
     m = ndi.gaussian_filter(data.astype(np.float32), 1.0 / vox) > thr
     m = largest_component(m)
     m = closing(m, closing_mm, vox)
@@ -65,6 +62,57 @@ def head_mask(vol: Volume, *, closing_mm: float = 6.0) -> Volume:
     m = fill_holes_2d(m, axis=2)
     log.info("head mask: threshold %.3g, %.0f mL", thr, m.sum() * vol.voxel_volume_ml)
     return vol.with_data(m.astype(np.uint8))
+
+
+def head_threshold(data: np.ndarray) -> float:
+    """Intensity that separates the head from the background noise.
+
+    A quarter of the way from the noise floor (the median below Otsu's
+    threshold) to Otsu's tissue/background threshold, at least 0.12 x Otsu's.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.normal(5.0, 1.0, (20, 20, 20)); img[5:15, 5:15, 5:15] += 100.0
+    >>> 5.0 < head_threshold(img) < 60.0
+    True
+    """
+    hi = float(np.percentile(data, 99.5))
+    clipped = np.clip(data, 0, hi)
+    thr = float(threshold_otsu(clipped[:: max(1, data.size // 2_000_000)]))
+    below = clipped[clipped < thr]
+    noise = float(np.median(below)) if below.size else 0.0
+    return max(noise + 0.25 * (thr - noise), 0.12 * thr)
+
+
+def cut_faces(vol: Volume, *, min_fraction: float = 0.15) -> list[tuple[int, int]]:
+    """Faces of the image grid that cut through the head: ``(axis, end)`` pairs.
+
+    A face (``end`` 0 at voxel index 0, 1 at the last index) cuts the head when
+    the head's cross-section in its two outermost slices is at least
+    ``min_fraction`` of the head's largest cross-section parallel to it: a field
+    of view that stops in the neck, above the orbits or below the vertex.
+    Works on the input grid (any orientation), before conforming.
+
+    Examples
+    --------
+    >>> img = np.zeros((30, 30, 30), np.float32); img[5:25, 5:25, :20] = 100.0
+    >>> cut_faces(Volume(img, np.eye(4)))
+    [(2, 0)]
+    """
+    data = np.asarray(vol.data, dtype=np.float32)
+    head = ndi.gaussian_filter(data, 1.0 / np.asarray(vol.zooms_mm)) > head_threshold(data)
+    head = largest_component(head)
+    faces = []
+    for axis in range(3):
+        if head.shape[axis] < 4:
+            continue
+        areas = head.sum(axis=tuple(a for a in range(3) if a != axis)).astype(np.float64)
+        biggest = max(float(areas.max()), 1.0)
+        for end, edge in ((0, areas[:2]), (1, areas[-2:])):
+            if float(edge.max()) >= min_fraction * biggest:
+                faces.append((axis, end))
+    return faces
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,17 @@ import numpy as np
 
 from . import labels as L
 from .checks import check_result
-from .conform import conform, resample_to_grid, to_input_grid
+from .conform import (
+    conform,
+    extend_grid,
+    pad_faces,
+    resample_to_grid,
+    to_input_grid,
+    working_grid,
+)
 from .errors import ImplausibleResultError, InputError, SkullsegError
 from .intensity import n4_bias_correct
-from .masks import adaptive_brain_mask, brain_levels, head_mask
+from .masks import adaptive_brain_mask, brain_levels, cut_faces, head_mask
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
 from .tissue import air_cavities, assemble_labels, extracranial_bone, spinal_cord
@@ -74,6 +81,7 @@ def segment(
     t2: Volume | None = None,
     facial_bone: bool = True,
     t1_weighted: bool = True,
+    pad_cut_mm: float = 20.0,
     progress: ProgressDisplay | None = None,
 ) -> SegmentResult:
     """Segment skull, scalp, CSF, brain and air cavities from a T1-weighted head MRI.
@@ -103,6 +111,11 @@ def segment(
     use_atlas : bool
         Register the whole-head atlas (affine) and keep the brain inside its
         intracranial prior, which stops leaks into the face and neck.
+    pad_cut_mm : float
+        Where the field of view cuts through the head (:func:`skullseg.masks.cut_faces`),
+        the image is extended this far by repeating its edge slice before segmenting,
+        so the head's tissue goes on past the cut and no skull is closed across the
+        last slices; labels are cropped back to the field of view. 0 turns this off.
     progress : ProgressDisplay, optional
         Where stage progress goes (silent by default; timings are kept either way).
 
@@ -118,7 +131,17 @@ def segment(
     timer = progress if progress is not None else ProgressDisplay(quiet=True)
     warnings: list[str] = []
     with timer.stage("conform"):
-        work = conform(image, voxel_mm)
+        grid = working_grid(image, voxel_mm)
+        faces = cut_faces(image) if pad_cut_mm > 0 else []
+        crop = None
+        if faces:
+            grid, crop = extend_grid(grid, image, faces, pad_cut_mm)
+            log.info(
+                "field of view cuts the head: %d face(s) extended by %.0f mm",
+                len(faces),
+                pad_cut_mm,
+            )
+        work = conform(pad_faces(image, faces, pad_cut_mm), grid=grid)
         if max(image.zooms_mm) > 2.5:
             warnings.append(
                 f"thick slices ({max(image.zooms_mm):.1f} mm): accuracy is limited "
@@ -172,6 +195,8 @@ def segment(
         lab_work = work.with_data(
             assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal)
         )
+        if crop is not None:  # back to the field of view's working grid
+            lab_work, work = _cropped(lab_work, crop), _cropped(work, crop)
         lab_in = to_input_grid(lab_work, image)
     checks = check_result(
         lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
@@ -181,6 +206,13 @@ def segment(
         lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
     )
     return result
+
+
+def _cropped(vol: Volume, crop: tuple[slice, ...]) -> Volume:
+    """The part ``vol[crop]`` of a grid, with its affine (a copy)."""
+    shift = np.eye(4)
+    shift[:3, 3] = [c.start for c in crop]
+    return Volume(np.ascontiguousarray(vol.data[crop]), vol.affine @ shift)
 
 
 def intracranial_prior_region(
