@@ -1,15 +1,17 @@
 """Skull accuracy benchmark: run ``skullseg run`` on heads with a reference and score the skull.
 
 Cases: ``mne_sample`` (skull from FLASH-made BEM surfaces), ``colin27`` (weak,
-template-based reference) and simulated heads (``benchmarks/simulate.py``, exact
-truth) for each ``--sim-seeds`` value. Each case runs as a subprocess under
+template-based reference), simulated heads (``benchmarks/simulate.py``, exact
+truth) for each ``--sim-seeds`` value, and ``clinical``: the same simulated heads as a
+clinical scan shows them (4 mm axial slices, field of view cut 110 mm below the
+vertex), scored against the 1 mm truth. Each case runs as a subprocess under
 ``/usr/bin/time -v`` (wall time, peak RSS), then ``OUT/labels.nii.gz`` (label 2 =
 skull) is compared with the reference over the whole head and over the vault
 (the top 70 mm of the reference skull), and a markdown table is printed.
 
 Usage::
 
-    python benchmarks/accuracy.py [--cases mne_sample colin27 sim] [--sim-seeds 0 1 2]
+    python benchmarks/accuracy.py [--cases mne_sample colin27 sim clinical] [--sim-seeds 0 1 2]
         [--data DIR] [--work DIR] [--out-json FILE] [--cranium-only]
         [--samseg --samseg-python PY]
 """
@@ -185,6 +187,43 @@ def simulated_case(seed: int, work: Path) -> Case:
     return Case(f"sim{seed}", folder / "t1.nii.gz", folder / "truth_labels.nii.gz", 2)
 
 
+def clinical_case(seed: int, work: Path, slice_mm: int = 4, keep_top_mm: float = 110.0) -> Case:
+    """A simulated head as a clinical scan shows it: thick axial slices, partial coverage.
+
+    The 1 mm simulated T1 of ``seed`` is averaged over ``slice_mm`` voxels along the axis
+    closest to world z (thick slices, with their partial volume), and the field of view keeps
+    only the top ``keep_top_mm`` of the head (it cuts through the skull base, as many
+    clinical and RIRE-like T1s do). The reference is the 1 mm truth within that field of view.
+    """
+    src = simulated_case(seed, work)
+    folder = work / "clinical" / f"seed{seed}_{slice_mm}mm_top{keep_top_mm:g}"
+    t1_path, truth_path = folder / "t1.nii.gz", folder / "truth_labels.nii.gz"
+    if not (t1_path.exists() and truth_path.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        t1, truth = nib.load(str(src.t1)), nib.load(str(src.truth))
+        a = t1.affine
+        axis = int(np.argmax(np.abs(a[2, :3])))
+        labels = np.asarray(truth.dataobj)
+        heights = np.nonzero(np.any(labels > 0, axis=tuple(i for i in range(3) if i != axis)))[0]
+        n_keep = int(round(keep_top_mm / np.linalg.norm(a[:3, axis])))
+        start = heights.max() + 1 - n_keep if a[2, axis] > 0 else heights.min()
+        start = max(int(start), 0)
+        n_slices = n_keep // slice_mm
+        stop = start + n_slices * slice_mm
+        cut = [slice(None)] * 3
+        cut[axis] = slice(start, stop)
+        data = np.moveaxis(np.asarray(t1.dataobj, dtype=np.float32)[tuple(cut)], axis, 0)
+        thick = data.reshape(n_slices, slice_mm, *data.shape[1:]).mean(axis=1)
+        step = np.eye(4)
+        step[axis, axis] = slice_mm
+        step[axis, 3] = start + (slice_mm - 1) / 2.0
+        nib.save(nib.Nifti1Image(np.moveaxis(thick, 0, axis), a @ step), str(t1_path))
+        shift = np.eye(4)
+        shift[axis, 3] = start
+        nib.save(nib.Nifti1Image(labels[tuple(cut)], truth.affine @ shift), str(truth_path))
+    return Case(f"clinical{seed}", t1_path, truth_path, 2)
+
+
 def build_cases(names: list[str], seeds: list[int], data: Path, work: Path) -> list[Case]:
     cases = []
     truth = data / "truth"
@@ -199,6 +238,8 @@ def build_cases(names: list[str], seeds: list[int], data: Path, work: Path) -> l
             )
         elif name == "sim":
             cases += [simulated_case(seed, work) for seed in seeds]
+        elif name == "clinical":
+            cases += [clinical_case(seed, work) for seed in seeds]
         else:
             raise SystemExit(f"unknown case {name!r}")
     missing = [c.name for c in cases if not (c.t1.exists() and c.truth.exists())]
@@ -257,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         "--cases",
         nargs="+",
         default=["mne_sample", "colin27", "sim"],
-        help="mne_sample, colin27, sim",
+        help="mne_sample, colin27, sim, clinical (simulated heads with 4 mm axial slices and "
+        "the top 110 mm in the field of view)",
     )
     p.add_argument("--sim-seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument(
