@@ -33,11 +33,13 @@ def cut_head():
 
 def test_cut_faces_finds_the_cut_whatever_the_storage(cut_head):
     t1, _ = cut_head
-    assert (2, 1) in cut_faces(t1)  # the top (and the neck at the bottom)
+    assert (2, 1) in cut_faces(t1)  # the top
     pir = reorient(t1, "PIR")  # superior is now the low end of axis 1
     assert (1, 0) in cut_faces(pir)
     whole = make_phantom(4.0, seed=0, truncate_bottom_mm=-60.0).t1
     assert cut_faces(whole) == []  # a head inside its field of view is not cut
+    neck = make_phantom(4.0, seed=0).t1  # the field of view stops 200 mm below the vertex
+    assert cut_faces(neck) == []
 
 
 def test_extended_grid_crops_back_to_the_working_grid(cut_head):

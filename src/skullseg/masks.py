@@ -85,20 +85,26 @@ def head_threshold(data: np.ndarray) -> float:
     return max(noise + 0.25 * (thr - noise), 0.12 * thr)
 
 
-def cut_faces(vol: Volume, *, min_fraction: float = 0.15) -> list[tuple[int, int]]:
+def cut_faces(
+    vol: Volume, *, min_fraction: float = 0.15, neck_depth_mm: float = 170.0
+) -> list[tuple[int, int]]:
     """Faces of the image grid that cut through the head: ``(axis, end)`` pairs.
 
     A face (``end`` 0 at voxel index 0, 1 at the last index) cuts the head when
     the head's cross-section in its two outermost slices is at least
     ``min_fraction`` of the head's largest cross-section parallel to it: a field
-    of view that stops in the neck, above the orbits or below the vertex.
-    Works on the input grid (any orientation), before conforming.
+    of view that stops above the orbits, below the vertex or at one side. A
+    face looking down (world -z) with the head reaching ``neck_depth_mm`` or more
+    above it cuts the neck, well below the brain and the skull base, and is left
+    out. Works on the input grid (any orientation), before conforming.
 
     Examples
     --------
     >>> img = np.zeros((30, 30, 30), np.float32); img[5:25, 5:25, :20] = 100.0
     >>> cut_faces(Volume(img, np.eye(4)))
     [(2, 0)]
+    >>> cut_faces(Volume(img, np.diag([10.0, 10.0, 10.0, 1.0])))  # 190 mm above: a neck
+    []
     """
     data = np.asarray(vol.data, dtype=np.float32)
     head = ndi.gaussian_filter(data, 1.0 / np.asarray(vol.zooms_mm)) > head_threshold(data)
@@ -109,9 +115,16 @@ def cut_faces(vol: Volume, *, min_fraction: float = 0.15) -> list[tuple[int, int
             continue
         areas = head.sum(axis=tuple(a for a in range(3) if a != axis)).astype(np.float64)
         biggest = max(float(areas.max()), 1.0)
+        present = np.flatnonzero(areas)
+        col = vol.affine[:3, axis] / np.linalg.norm(vol.affine[:3, axis])
         for end, edge in ((0, areas[:2]), (1, areas[-2:])):
-            if float(edge.max()) >= min_fraction * biggest:
-                faces.append((axis, end))
+            if float(edge.max()) < min_fraction * biggest:
+                continue
+            looks_down = (col[2] if end == 1 else -col[2]) < -0.5
+            reach = present[-1] if end == 0 else head.shape[axis] - 1 - present[0]
+            if looks_down and reach * vol.zooms_mm[axis] >= neck_depth_mm:
+                continue  # the neck
+            faces.append((axis, end))
     return faces
 
 
