@@ -156,8 +156,9 @@ def to_input_grid(labels: Volume, input_grid: Volume) -> Volume:
     """Bring a label map from the working grid back to the input grid.
 
     Uses a per-label vote over linearly interpolated one-hot maps when the
-    input voxels are larger than the working voxels along any axis (so thin structures are
-    not decimated by nearest-neighbour), nearest neighbour otherwise. The
+    input voxels are larger than the working voxels along any axis (so thin
+    structures are not decimated by nearest-neighbour), nearest neighbour
+    otherwise. The
     vote is Gaussian-weighted with at least ``0.5 x`` the smallest input voxel
     edge, and along thick slices with the spread of the input voxel's whole
     extent (``extent / sqrt(12)``, a box's), so a 4 mm slice takes the label
@@ -166,8 +167,8 @@ def to_input_grid(labels: Volume, input_grid: Volume) -> Volume:
     Examples
     --------
     >>> lab = np.full((4, 4, 10), 2, np.uint8); lab[:, :, 2] = 3  # 1 mm of CSF in bone
-    >>> thick = Volume(np.zeros((4, 4, 2)), np.diag([1.0, 1.0, 5.0, 1.0]) @ _shift_k(0.4))
-    >>> to_input_grid(Volume(lab, np.eye(4)), thick).data[0, 0].tolist()  # 5 mm slices
+    >>> aff = np.diag([1.0, 1.0, 5.0, 1.0]); aff[2, 3] = 2.0  # 5 mm slices around z = 2, 7
+    >>> to_input_grid(Volume(lab, np.eye(4)), Volume(np.zeros((4, 4, 2)), aff)).data[0, 0].tolist()
     [2, 2]
     """
     in_zoom = float(np.min(input_grid.zooms_mm))
@@ -191,20 +192,13 @@ def to_input_grid(labels: Volume, input_grid: Volume) -> Volume:
     return Volume(result, input_grid.affine)
 
 
-def _shift_k(voxels: float) -> np.ndarray:
-    """Translation by ``voxels`` along the third axis (for examples)."""
-    m = np.eye(4)
-    m[2, 3] = voxels
-    return m
-
-
 def pad_faces(vol: Volume, faces: list[tuple[int, int]], pad_mm: float = 20.0) -> Volume:
     """Extend ``vol`` by ``pad_mm`` beyond each ``(axis, end)`` face, repeating the edge slice.
 
     Where the field of view cuts through the head, the tissue at the cut goes on
     beyond it (brain stays brain), so the surfaces that close the head are
-    placed outside the image instead of across the last slices; the result is
-    cropped back to the input grid at the end (:func:`to_input_grid`).
+    placed outside the image instead of across the last slices; results are
+    cropped back to the field of view afterwards (see :func:`extend_grid`).
 
     Examples
     --------

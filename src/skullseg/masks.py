@@ -106,23 +106,27 @@ def cut_faces(
     >>> cut_faces(Volume(img, np.diag([10.0, 10.0, 10.0, 1.0])))  # 190 mm above: a neck
     []
     """
-    data = np.asarray(vol.data, dtype=np.float32)
-    head = ndi.gaussian_filter(data, 1.0 / np.asarray(vol.zooms_mm)) > head_threshold(data)
+    # every 2 mm or so, the outermost slices always included
+    zooms = np.asarray(vol.zooms_mm)
+    step = np.maximum(1, np.round(2.0 / zooms)).astype(int)
+    index = [np.unique(np.r_[0:n:k, n - 1]) for n, k in zip(vol.shape, step)]
+    data = np.asarray(vol.data[np.ix_(*index)], dtype=np.float32)
+    head = ndi.gaussian_filter(data, 1.0 / (zooms * step)) > head_threshold(data)
     head = largest_component(head)
     faces = []
     for axis in range(3):
-        if head.shape[axis] < 4:
+        if vol.shape[axis] < 4:
             continue
         areas = head.sum(axis=tuple(a for a in range(3) if a != axis)).astype(np.float64)
         biggest = max(float(areas.max()), 1.0)
-        present = np.flatnonzero(areas)
+        present = index[axis][np.flatnonzero(areas)]
         col = vol.affine[:3, axis] / np.linalg.norm(vol.affine[:3, axis])
         for end, edge in ((0, areas[:2]), (1, areas[-2:])):
             if float(edge.max()) < min_fraction * biggest:
                 continue
             looks_down = (col[2] if end == 1 else -col[2]) < -0.5
-            reach = present[-1] if end == 0 else head.shape[axis] - 1 - present[0]
-            if looks_down and reach * vol.zooms_mm[axis] >= neck_depth_mm:
+            reach = present[-1] if end == 0 else vol.shape[axis] - 1 - present[0]
+            if looks_down and reach * zooms[axis] >= neck_depth_mm:
                 continue  # the neck
             faces.append((axis, end))
     return faces
