@@ -158,11 +158,10 @@ def to_input_grid(labels: Volume, input_grid: Volume) -> Volume:
     Uses a per-label vote over linearly interpolated one-hot maps when the
     input voxels are larger than the working voxels along any axis (so thin
     structures are not decimated by nearest-neighbour), nearest neighbour
-    otherwise. The
-    vote is Gaussian-weighted with at least ``0.5 x`` the smallest input voxel
-    edge, and along thick slices with the spread of the input voxel's whole
-    extent (``extent / sqrt(12)``, a box's), so a 4 mm slice takes the label
-    that fills most of it, not the one at its centre plane.
+    otherwise. The vote is Gaussian-weighted with at least ``0.5 x`` the
+    smallest input voxel edge, and along thick slices with the spread of the
+    input voxel's whole extent (``extent / sqrt(12)``, a box's), so a 4 mm
+    slice takes the label that fills most of it, not the one at its centre plane.
 
     Examples
     --------

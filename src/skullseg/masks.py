@@ -91,7 +91,8 @@ def cut_faces(
     """Faces of the image grid that cut through the head: ``(axis, end)`` pairs.
 
     A face (``end`` 0 at voxel index 0, 1 at the last index) cuts the head when
-    the head's cross-section in its two outermost slices is at least
+    the head's cross-section in its outermost slices (the edge slice and the
+    next one of a ~2 mm sampling) is at least
     ``min_fraction`` of the head's largest cross-section parallel to it: a field
     of view that stops above the orbits, below the vertex or at one side. A
     face looking down (world -z) with the head reaching ``neck_depth_mm`` or more

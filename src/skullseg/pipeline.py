@@ -196,7 +196,7 @@ def segment(
             assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal)
         )
         if crop is not None:  # back to the field of view's working grid
-            lab_work, work = _cropped(lab_work, crop), _cropped(work, crop)
+            lab_work, work = lab_work.crop(crop), work.crop(crop)
         lab_in = to_input_grid(lab_work, image)
     checks = check_result(
         lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
@@ -206,13 +206,6 @@ def segment(
         lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
     )
     return result
-
-
-def _cropped(vol: Volume, crop: tuple[slice, ...]) -> Volume:
-    """The part ``vol[crop]`` of a grid, with its affine (a copy)."""
-    shift = np.eye(4)
-    shift[:3, 3] = [c.start for c in crop]
-    return Volume(np.ascontiguousarray(vol.data[crop]), vol.affine @ shift)
 
 
 def intracranial_prior_region(

@@ -74,6 +74,21 @@ class Volume:
             raise ValueError(f"shape {data.shape} does not match grid {self.shape}")
         return Volume(data, self.affine)
 
+    def crop(self, index: tuple[slice, slice, slice]) -> Volume:
+        """The sub-grid ``data[index]`` (unit-step slices) with its own affine, as a copy.
+
+        Examples
+        --------
+        >>> part = (slice(1, 3), slice(None), slice(2, None))
+        >>> v = Volume(np.zeros((4, 4, 4)), np.eye(4)).crop(part)
+        >>> v.shape, v.voxel_to_world([[0, 0, 0]]).tolist()
+        ((2, 4, 2), [[1.0, 0.0, 2.0]])
+        """
+        start = [sl.indices(n)[0] for sl, n in zip(index, self.shape)]
+        shift = np.eye(4)
+        shift[:3, 3] = start
+        return Volume(np.ascontiguousarray(self.data[index]), self.affine @ shift)
+
     def voxel_to_world(self, ijk: ArrayLike) -> NDArray[np.float64]:
         """Map voxel coordinates (N, 3) to world RAS mm (N, 3)."""
         ijk = np.asarray(ijk, dtype=np.float64)
