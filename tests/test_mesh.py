@@ -235,3 +235,20 @@ def test_write_replaces_existing_file_and_rejects_unknown_formats(sphere, tmp_pa
     with pytest.raises(ValueError, match="unknown mesh format"):
         write_mesh(sphere, tmp_path / "sphere.vtk")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.stl"]
+
+
+def test_crossing_broad_phase_does_not_depend_on_chunking():
+    from skullseg.geometry import _crossing_candidates, count_crossings
+
+    ball = icosphere(4)
+    rng = np.random.default_rng(0)
+    faces = np.vstack([ball.faces, ball.faces + len(ball.vertices)])
+    moved = ball.vertices * 0.97 + rng.normal(0, 0.01, ball.vertices.shape) + [0.1, 0, 0]
+    tri = np.vstack([ball.vertices, moved])[faces]
+    lo, hi = tri.min(1), tri.max(1)
+    whole = _crossing_candidates(lo, hi, faces, entries_per_chunk=10**9)
+    for chunk in (500, 5000):
+        np.testing.assert_array_equal(
+            _crossing_candidates(lo, hi, faces, entries_per_chunk=chunk), whole
+        )
+    assert count_crossings(np.vstack([ball.vertices, moved]), faces) > 0

@@ -126,28 +126,58 @@ def _segment_crosses(p: NDArray, q: NDArray, tri: NDArray) -> NDArray[np.bool_]:
     return straddles & (np.all(s > 0, axis=0) | np.all(s < 0, axis=0))
 
 
-def _crossing_candidates(lo: NDArray, hi: NDArray, faces: NDArray) -> NDArray[np.int64]:
+def _crossing_candidates(
+    lo: NDArray, hi: NDArray, faces: NDArray, *, entries_per_chunk: int = 200_000
+) -> NDArray[np.int64]:
     """Pairs of faces sharing no vertex whose boxes ``lo..hi`` overlap (grid broad phase).
 
     Each pair is reported once: by the grid cell that holds the low corner of the
-    two boxes' overlap (no sort-and-unique over all pairs).
+    two boxes' overlap (no sort-and-unique over all pairs). The cells are worked
+    through in runs of about ``entries_per_chunk`` box entries, which keeps the
+    intermediate pair arrays in cache (most overlapping boxes are neighbours
+    that share a vertex), on up to two threads; the pairs come out in the same
+    order whatever the chunking.
     """
     lo, hi = lo - lo.min(0), hi - lo.min(0)
+    lo, hi = np.ascontiguousarray(lo), np.ascontiguousarray(hi)
     cell = _cell_mm(lo, hi)
     box, key, dims = _grid_entries(lo, hi, cell, with_dims=True)
+    n_chunks = max(1, len(key) // max(int(entries_per_chunk), 1))
+    marks = key[np.linspace(0, len(key) - 1, n_chunks + 1).astype(np.int64)[1:-1]]
+    bounds = np.r_[0, np.searchsorted(key, marks, "left"), len(key)]  # at cell boundaries
+    f32 = faces.astype(np.int32)
+
+    def run(i: int) -> NDArray[np.int64]:
+        s, e = int(bounds[i]), int(bounds[i + 1])
+        return _cell_pairs(lo, hi, box[s:e], key[s:e], dims, cell, f32)
+
+    if n_chunks == 1:
+        return run(0)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # numpy releases the GIL in these loops
+        parts = list(pool.map(run, range(n_chunks)))
+    return np.concatenate(parts, axis=0)
+
+
+def _cell_pairs(
+    lo: NDArray, hi: NDArray, box: NDArray, key: NDArray, dims: NDArray, cell: float, f32: NDArray
+) -> NDArray[np.int64]:
+    """The candidate pairs owned by a run of whole grid cells (entries sorted by ``key``)."""
+    if not len(key):
+        return np.zeros((0, 2), np.int64)
     new = np.r_[True, key[1:] != key[:-1]]
     group_end = np.r_[np.flatnonzero(new)[1:], len(key)].astype(np.int32)[np.cumsum(new) - 1]
     after = group_end - np.arange(len(key), dtype=np.int32) - 1  # later entries in the cell
     first = np.repeat(np.arange(len(key), dtype=np.int32), after)
     a, b = box[first], box[first + 1 + _group_offsets(after)]
     for d in range(3):  # axis by axis: each pass shrinks the next
-        lo_d, hi_d = np.ascontiguousarray(lo[:, d]), np.ascontiguousarray(hi[:, d])
+        lo_d, hi_d = lo[:, d], hi[:, d]
         ok = (lo_d[a] <= hi_d[b]) & (lo_d[b] <= hi_d[a])
         a, b, first = a[ok], b[ok], first[ok]
     corner = np.floor(np.maximum(lo[a], lo[b]) / cell).astype(np.int64)
     own = np.ravel_multi_index(np.minimum(corner, dims - 1).T, dims) == key[first]
     a, b = a[own], b[own]
-    f32 = faces.astype(np.int32)
     fa, fb = f32[a], f32[b]
     apart = ~(fa[:, :, None] == fb[:, None, :]).any((1, 2))
     return np.stack([a[apart], b[apart]], axis=1).astype(np.int64)
