@@ -16,6 +16,7 @@ exactly.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,9 @@ class SkullParams:
     inner_fraction: float = 0.45
     min_csf_mm: float = 1.0
     edge_fraction: float = 0.5
+    # outer skull where the profile has risen this share of the way from the bone's minimum
+    # (2.5 mm inside) to the scalp's maximum (3 mm outside); 0 keeps the bone-threshold edge
+    edge_rise_fraction: float = 0.3
     outer_offset_mm: float = 0.0  # added to the outer skull found on the image
     graph_search: bool = True
     max_step_mm: float = 1.0  # largest outer-skull jump between neighbouring rays (graph search)
@@ -305,7 +309,43 @@ def outer_by_graph_search(
     fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
     j = _last_true(at(fine) < dark_threshold)
     refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
+    if p.edge_rise_fraction > 0:
+        refined = np.minimum(rise_point(at, refined, p.edge_rise_fraction), hi_mm)
     return smooth_on_sphere(refined, grid, iterations=2)
+
+
+def rise_point(
+    at: Callable[[NDArray], NDArray], edge_mm: NDArray, fraction: float
+) -> NDArray[np.float64]:
+    """Where each profile has risen ``fraction`` of its bone-to-scalp step near ``edge_mm``.
+
+    The step runs from the profile's minimum within 2.5 mm inside ``edge_mm`` (the
+    bone) to its maximum within 3 mm outside (the scalp); the result is the last
+    point below ``min + fraction * (max - min)`` in the 3 mm before that maximum
+    (0.125 mm steps). ``at(r)`` samples the profiles at radii ``r`` (n_rays, m).
+    In a T1 the rise from the outer table into the scalp's fat is broad (dark
+    periosteum and galea lie on the bone), so the bone ends near its foot rather
+    than at its middle; 0.3 was measured on FLASH-referenced and simulated heads
+    (BENCHMARKS.md).
+
+    Examples
+    --------
+    >>> radii = np.arange(0.0, 20.0, 0.5)
+    >>> prof = np.where(radii < 10.0, 0.1, 1.0)[None]  # a sharp step at 10 mm
+    >>> r = rise_point(lambda r: profile_at(prof, radii, r), np.array([10.0]), 0.3)
+    >>> 9.5 <= float(r[0]) <= 10.0
+    True
+    """
+    n = len(edge_mm)
+    rows = np.arange(n)
+    bone = at(edge_mm[:, None] - np.linspace(0.0, 2.5, 6)[None, :]).min(axis=1)
+    outside = edge_mm[:, None] + np.linspace(0.0, 3.0, 7)[None, :]
+    values = at(outside)
+    scalp, peak_mm = values.max(axis=1), outside[rows, values.argmax(axis=1)]
+    level = bone + fraction * (scalp - bone)
+    fine = peak_mm[:, None] + np.linspace(-3.0, 0.0, 25)[None, :]
+    j = _last_true(at(fine) < level[:, None])
+    return np.where(j >= 0, fine[rows, np.clip(j, 0, 24)] + 0.0625, edge_mm)
 
 
 def outer_edge(
