@@ -12,11 +12,11 @@ from skullseg.pipeline import segment
 
 
 def test_skull_dice_on_phantom(phantom_10):
-    """Accuracy pin: skull Dice >= 0.88 on the 1 mm synthetic head (measured 0.890)."""
+    """Accuracy pin: skull Dice >= 0.89 on the 1 mm synthetic head (measured 0.900)."""
     res = evaluate(
         segment(phantom_10.t1).labels, phantom_10.labels, pred_label=L.SKULL, truth_label=L.SKULL
     )
-    assert res["dice"] >= 0.88, res
+    assert res["dice"] >= 0.89, res
 
 
 def test_skull_dice_on_coarse_phantom(phantom_15, segmented_15):
@@ -73,8 +73,8 @@ def test_deterministic(phantom_15, segmented_15):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_other_seeds_and_thin_bone(seed):
-    """2 mm heads with 2 mm temporal bone (measured 0.838 for seed 1, >= 0.85 for seed 2)."""
+    """2 mm heads with 2 mm temporal bone (measured 0.871 for seed 1, 0.900 for seed 2)."""
     ph = make_phantom(2.0, seed=seed, thin_temporal_mm=2.0)
     res = segment(ph.t1)
     d = evaluate(res.labels, ph.labels, pred_label=L.SKULL, truth_label=L.SKULL)["dice"]
-    assert d >= 0.83
+    assert d >= 0.85
