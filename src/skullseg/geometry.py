@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from .parallel import cpu_threads
+
 __all__ = ["count_crossings", "point_triangle_distance", "points_to_mesh"]
 
 
@@ -135,8 +137,8 @@ def _crossing_candidates(
     two boxes' overlap (no sort-and-unique over all pairs). The cells are worked
     through in runs of about ``entries_per_chunk`` box entries, which keeps the
     intermediate pair arrays in cache (most overlapping boxes are neighbours
-    that share a vertex), on up to two threads; the pairs come out in the same
-    order whatever the chunking.
+    that share a vertex), on up to two threads (:func:`skullseg.parallel.cpu_threads`);
+    the pairs come out in the same order whatever the chunking.
     """
     lo, hi = lo - lo.min(0), hi - lo.min(0)
     lo, hi = np.ascontiguousarray(lo), np.ascontiguousarray(hi)
@@ -155,7 +157,7 @@ def _crossing_candidates(
         return run(0)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=2) as pool:  # numpy releases the GIL in these loops
+    with ThreadPoolExecutor(cpu_threads(2)) as pool:  # numpy releases the GIL in these loops
         parts = list(pool.map(run, range(n_chunks)))
     return np.concatenate(parts, axis=0)
 

@@ -8,11 +8,11 @@ work inside the mask's bounding box (grown by r), which is exact and cheaper.
 
 from __future__ import annotations
 
-import os
-
 import edt as _edt
 import numpy as np
 from scipy import ndimage as ndi
+
+from .parallel import cpu_threads
 
 __all__ = [
     "distance_inside_mm",
@@ -44,12 +44,8 @@ def distance_inside_mm(
         np.ascontiguousarray(mask, dtype=np.uint8),
         anisotropy=anis,
         black_border=black_border,
-        parallel=_THREADS,
+        parallel=cpu_threads(4),  # exact whatever the thread count
     ).astype(np.float32)
-
-
-# exact whatever the thread count, so results do not depend on the machine
-_THREADS = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 4))
 
 
 def _box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:

@@ -4,7 +4,8 @@ Method (T1). Rays leave the brain's centre in 10242 directions. Along each
 ray the brain envelope is the last brain voxel. The outer skull is the outer
 edge of the last dark (bone-like) run before the soft tissue of the scalp,
 searched within a physiological thickness window, so bright marrow (diploe)
-between the two dark tables stays inside the bone. CSF and compact bone are
+between the two dark tables stays inside the bone, and placed at the foot of
+that rise (:func:`rise_point`). CSF and compact bone are
 both dark in a T1, so the inner skull is placed at a share of the dark band
 between brain and outer skull (:func:`inner_from_band`; with a T2, at the
 CSF-to-bone fall instead). Each radius map is made robust on the
@@ -286,7 +287,8 @@ def outer_by_graph_search(
     the bone threshold), a quarter as attractive where the inside is not dark,
     prohibitive beyond ``hi_mm`` (the scalp). Neighbouring rays may differ by at
     most ``p.max_step_mm`` in thickness. The chosen radius is refined to where
-    the profile crosses the bone threshold next to it.
+    the profile crosses the bone threshold next to it, then moved to the foot of
+    the rise (:func:`rise_point` with ``p.edge_rise_fraction``), at most ``hi_mm``.
     """
     step = float(radii_mm[1] - radii_mm[0])
     offsets = np.arange(p.min_skull_thickness_mm, p.max_skull_thickness_mm + 1e-9, step)
