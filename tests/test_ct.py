@@ -127,3 +127,19 @@ def test_mr_image_given_as_ct_is_refused_with_a_hint():
     t1 = make_phantom(3.0, seed=0).t1
     with pytest.raises(SkullsegError, match="does not look like a CT"):
         segment_ct(t1, voxel_mm=2.0)
+
+
+def test_field_of_view_cut_through_the_head():
+    """A CT that stops 40 mm below the top of the skull (2 mm phantom): the intracranial
+    space is not lost at the open top (measured skull 0.940, intracranial 0.981; whole
+    head 0.951 / 0.993)."""
+    ph = make_phantom(2.0, seed=0)
+    z = ph.labels.world_coordinate(2)
+    top = float(z[ph.labels.data == L.SKULL].max())
+    keep = np.flatnonzero(z[0, 0] < top - 40.0)
+    crop = (slice(None), slice(None), slice(keep[0], keep[-1] + 1))
+    ct, truth = ph.ct.crop(crop), ph.labels.crop(crop)
+    lab = segment_ct(ct).labels
+    assert evaluate(lab, truth, L.SKULL, L.SKULL)["dice"] >= 0.92
+    icv = evaluate(lab, truth, (L.CSF, L.BRAIN), (L.CSF, L.BRAIN))
+    assert icv["dice"] >= 0.96, icv
