@@ -105,9 +105,7 @@ def test_streak_spokes_are_not_bone():
     ph = make_phantom(1.0, seed=0)  # stored RAS: slice k lies at z = a[2, 3] + k a[2, 2]
     z_mm = ph.ct.affine[2, 3] + ph.ct.affine[2, 2] * np.arange(ph.ct.shape[2])
     ks = np.nonzero((z_mm > -110.0) & (z_mm < -40.0))[0]  # the neck: soft tissue only
-    shift = np.eye(4)
-    shift[2, 3] = ks[0]
-    neck = Volume(ph.ct.data[:, :, ks[0] : ks[-1] + 1].copy(), ph.ct.affine @ shift)
+    neck = ph.ct.crop((slice(None), slice(None), slice(ks[0], ks[-1] + 1)))
     work = conform_ct(neck, 1.0)  # already the working grid: no resampling
     xyz = work.voxel_to_world(np.indices(work.shape).reshape(3, -1).T).reshape(*work.shape, 3)
     # thin bright lines (metal streaks) in the neck's soft tissue: 1 and 2-3 voxels wide
