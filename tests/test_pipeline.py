@@ -25,6 +25,14 @@ def test_skull_dice_on_coarse_phantom(phantom_15, segmented_15):
     assert res["dice"] >= 0.89, res
 
 
+def test_skull_dice_on_thick_slice_phantom():
+    """4 mm slices with their partial volume (1.5 x 1.5 x 4 mm): skull Dice >= 0.88 on the
+    phantom's own grid (measured 0.893; 0.887 without the thick-slice edge rules)."""
+    ph = make_phantom((1.5, 1.5, 4.0), seed=1)
+    res = evaluate(segment(ph.t1).labels, ph.labels, pred_label=L.SKULL, truth_label=L.SKULL)
+    assert res["dice"] >= 0.88, res
+
+
 def test_brain_and_intracranial_on_phantom(phantom_15, segmented_15):
     brain = evaluate(
         segmented_15.labels, phantom_15.labels, pred_label=L.BRAIN, truth_label=L.BRAIN

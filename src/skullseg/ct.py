@@ -41,9 +41,10 @@ from .morphology import (
     largest_component,
     opening,
 )
+from .profiles import first_exit_after
+from .profiles import last_crossing as _last_crossing
 from .radial import robust_smooth_on_sphere, sample_profiles, sphere_grid
-from .skull import SkullParams, SkullSurfaces, _first_exit_after, enforce_nesting
-from .skull import last_crossing as _last_crossing
+from .skull import SkullParams, SkullSurfaces, enforce_nesting
 from .volume import Volume
 
 if TYPE_CHECKING:
@@ -343,7 +344,7 @@ def ct_skull_surfaces(
     thick = np.where(found, thick, np.median(thick[found]) if found.any() else 6.0)
     thick = robust_smooth_on_sphere(thick, grid, rings=2, tolerance_mm=3.0, iterations=3)
     outer = inner + thick
-    scalp = _first_exit_after(head_prof, radii, outer)
+    scalp = first_exit_after(head_prof, radii, outer)
     scalp = robust_smooth_on_sphere(scalp, grid, rings=1, tolerance_mm=6.0, iterations=1)
     inner, outer, scalp = enforce_nesting(
         inner, outer, scalp, p.min_skull_thickness_mm, p.min_scalp_thickness_mm

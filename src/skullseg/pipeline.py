@@ -29,7 +29,12 @@ from .intensity import n4_bias_correct
 from .masks import adaptive_brain_mask, brain_levels, cut_faces, head_mask
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
-from .tissue import air_cavities, assemble_labels, extracranial_bone, spinal_cord
+from .tissue import (
+    air_cavities,
+    assemble_labels,
+    extracranial_bone,
+    spinal_cord,
+)
 from .volume import Volume
 
 __all__ = ["SegmentResult", "segment", "run", "OUTPUT_FILES"]
@@ -165,9 +170,16 @@ def segment(
             raise SkullsegError("no brain found in the image (is it a head MRI?)")
     with timer.stage("skull surfaces"):
         p = params or SkullParams()
+        dark = p.dark_fraction * levels.wm  # bone, CSF and air are darker than this in a T1
         t2_work = None if t2 is None else resample_to_grid(t2, work, order=1)
         surfaces = fit_skull_surfaces(
-            work, head, brain, dark_threshold=p.dark_fraction * levels.wm, params=p, t2=t2_work
+            work,
+            head,
+            brain,
+            dark_threshold=dark,
+            params=p,
+            t2=t2_work,
+            input_axes_mm=image.affine[:3, :3],
         )
     with timer.stage("labels"):
         h = head.data > 0
@@ -177,9 +189,7 @@ def segment(
         air = air_cavities(work, h, outer, air_threshold=p.air_fraction * levels.wm)
         canal = other = None
         if t1_weighted:
-            _, canal = spinal_cord(
-                work, h, brain.data > 0, dark_threshold=p.dark_fraction * levels.wm
-            )
+            _, canal = spinal_cord(work, h, brain.data > 0, dark_threshold=dark)
         if facial_bone and t1_weighted:
             other = extracranial_bone(
                 work,

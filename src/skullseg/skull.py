@@ -5,19 +5,22 @@ ray the brain envelope is the last brain voxel. The outer skull is the outer
 edge of the last dark (bone-like) run before the soft tissue of the scalp,
 searched within a physiological thickness window, so bright marrow (diploe)
 between the two dark tables stays inside the bone, and placed at the foot of
-that rise (:func:`rise_point`). CSF and compact bone are
+that rise (:func:`skullseg.profiles.rise_point`). CSF and compact bone are
 both dark in a T1, so the inner skull is placed at a share of the dark band
 between brain and outer skull (:func:`inner_from_band`; with a T2, at the
-CSF-to-bone fall instead). Each radius map is made robust on the
-sphere (outliers to the local median) and smoothed; then ordering and
-minimum gaps are enforced ray by ray, which makes the three surfaces nest
-exactly.
+CSF-to-bone fall instead). Where the input's slices are thick along a ray,
+its profile is blurred across these edges: there the brain envelope is moved
+to the half height of its own edge and the outer skull to the half height of
+its rise (:func:`skullseg.profiles.thick_weight`). Each radius map is made
+robust on the sphere (outliers to the local median) and smoothed; then
+ordering and minimum gaps are enforced ray by ray, which makes the three
+surfaces nest exactly. The one-dimensional edge tools are in
+:mod:`skullseg.profiles`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +29,16 @@ from scipy import ndimage as ndi
 
 from .graphsearch import optimal_surface
 from .morphology import closing
+from .profiles import (
+    first_exit_after,
+    half_height_edge,
+    last_crossing,
+    last_true,
+    outer_edge,
+    profile_at,
+    rise_point,
+    thick_weight,
+)
 from .radial import (
     SphereGrid,
     inside_mask,
@@ -38,7 +51,15 @@ from .radial import (
 )
 from .volume import Volume
 
-__all__ = ["SkullParams", "SkullSurfaces", "fit_skull_surfaces"]
+__all__ = [
+    "SkullParams",
+    "SkullSurfaces",
+    "fit_skull_surfaces",
+    # profile tools, defined in :mod:`skullseg.profiles`, importable from here too
+    "last_crossing",
+    "profile_at",
+    "rise_point",
+]
 
 log = logging.getLogger("skullseg")
 
@@ -58,6 +79,13 @@ class SkullParams:
     # (2.5 mm inside) to the scalp's maximum (3 mm outside); 0 keeps the bone-threshold edge
     edge_rise_fraction: float = 0.3
     outer_offset_mm: float = 0.0  # added to the outer skull found on the image
+    # thick slices: where the input voxel is long along a ray (its effective width
+    # sqrt(sum_k (u . a_k)^2) above thick_start_mm, fully from thick_start + thick_span), the
+    # profile is blurred across the edges, so the brain envelope moves to the half height
+    # of its own edge and the outer skull's rise level goes to thick_edge_rise_fraction
+    thick_start_mm: float = 2.0
+    thick_span_mm: float = 1.0
+    thick_edge_rise_fraction: float = 0.5
     graph_search: bool = True
     max_step_mm: float = 1.0  # largest outer-skull jump between neighbouring rays (graph search)
     outermost_bonus: float = 0.02  # per mm: prefer the outer of two similar edges
@@ -105,14 +133,6 @@ class SkullSurfaces:
         return inside_mask(like, self.centre_world, self.grid, radii)
 
 
-def _last_true(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-    """Index of the last True along axis 1 (-1 where none)."""
-    n = mask.shape[1]
-    rev = mask[:, ::-1]
-    last = n - 1 - np.argmax(rev, axis=1)
-    return np.where(mask.any(axis=1), last, -1)
-
-
 def fit_skull_surfaces(
     image: Volume,
     head: Volume,
@@ -120,6 +140,7 @@ def fit_skull_surfaces(
     dark_threshold: float,
     params: SkullParams | None = None,
     t2: Volume | None = None,
+    input_axes_mm: NDArray | None = None,
 ) -> SkullSurfaces:
     """Fit inner skull, outer skull and scalp to a bias-corrected T1 on the working grid.
 
@@ -133,6 +154,13 @@ def fit_skull_surfaces(
         Intensity below which a voxel looks like bone, CSF or air.
     params : SkullParams
         Thickness bounds.
+    t2 : Volume, optional
+        T2- or PD-weighted image on the same grid (places the inner skull).
+    input_axes_mm : ndarray, optional
+        3 x 3 matrix whose columns are the original input voxel's edges in world mm
+        (the input affine's ``[:3, :3]``). Where that voxel is long along a ray
+        (thick slices), the edges are placed for a blurred profile
+        (:func:`thick_weight`); ``None`` treats the input as the working grid.
     """
     p = params or SkullParams()
     grid = sphere_grid(p.subdivisions)
@@ -151,9 +179,22 @@ def fit_skull_surfaces(
     # brain envelope: last brain sample on each ray
     brain_r = last_crossing(env_prof, radii, 0.5)
     brain_r = robust_smooth_on_sphere(brain_r, grid, rings=2, tolerance_mm=4.0, iterations=3)
+    thick = np.zeros(len(brain_r))
+    if input_axes_mm is not None:
+        thick = thick_weight(grid.directions, input_axes_mm, p.thick_start_mm, p.thick_span_mm)
+    if thick.any():
+        half = half_height_edge(img_prof, radii, brain_r)
+        half = robust_smooth_on_sphere(half, grid, rings=2, tolerance_mm=4.0, iterations=3)
+        shift = thick * (half - brain_r)
+        brain_r = brain_r + shift
+        log.info(
+            "thick slices: %.0f%% of rays placed for blurred edges (brain envelope %+.2f mm)",
+            100 * np.mean(thick > 0),
+            float(np.mean(shift[thick > 0])),
+        )
 
     # scalp: first exit from the head after the brain
-    scalp_r = _first_exit_after(head_prof, radii, brain_r)
+    scalp_r = first_exit_after(head_prof, radii, brain_r)
     scalp_r = robust_smooth_on_sphere(scalp_r, grid, rings=1, tolerance_mm=6.0, iterations=1)
 
     inner_r = brain_r + p.csf_thickness_mm
@@ -165,7 +206,10 @@ def fit_skull_surfaces(
     lo = inner_r + p.min_skull_thickness_mm
     hi = np.minimum(inner_r + p.max_skull_thickness_mm, scalp_r - p.min_scalp_thickness_mm)
     if p.graph_search:
-        outer_r = outer_by_graph_search(img_prof, radii, inner_r, hi, dark_threshold, grid, p)
+        rise = p.edge_rise_fraction + thick * (p.thick_edge_rise_fraction - p.edge_rise_fraction)
+        outer_r = outer_by_graph_search(
+            img_prof, radii, inner_r, hi, dark_threshold, grid, p, rise_fraction=rise
+        )
         n_missing = 0
     else:
         outer_r = outer_edge(img_prof, radii, lo, hi, dark_threshold, p.edge_fraction)
@@ -215,22 +259,6 @@ def inner_from_band(brain_mm: NDArray, outer_mm: NDArray, p: SkullParams) -> NDA
     return np.minimum(inner, np.maximum(outer_mm - p.min_skull_thickness_mm, brain_mm))
 
 
-def profile_at(profiles: NDArray, radii_mm: NDArray, r_mm: NDArray) -> NDArray[np.float64]:
-    """Linear interpolation of each ray's profile at radii ``r_mm`` (shape (n_rays, m)).
-
-    Examples
-    --------
-    >>> profile_at(np.array([[0.0, 10.0, 20.0]]), np.arange(3.0), np.array([[0.5, 1.5]]))
-    array([[ 5., 15.]])
-    """
-    step = float(radii_mm[1] - radii_mm[0])
-    rows = np.arange(profiles.shape[0])[:, None]
-    pos = np.clip((r_mm - radii_mm[0]) / step, 0, profiles.shape[1] - 1.001)
-    i0 = np.floor(pos).astype(int)
-    f = pos - i0
-    return (1 - f) * profiles[rows, i0] + f * profiles[rows, i0 + 1]
-
-
 def inner_from_t2(
     t2_profiles: NDArray,
     radii_mm: NDArray,
@@ -264,7 +292,7 @@ def inner_from_t2(
     strength = fall[np.arange(n), idx]
     level = 0.5 * (inside[np.arange(n), idx] + outside[np.arange(n), idx])
     fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
-    j = _last_true(at(fine) >= level[:, None])
+    j = last_true(at(fine) >= level[:, None])
     refined = np.where(j >= 0, fine[np.arange(n), np.clip(j, 0, 8)] + 0.125, chosen)
     inner = np.where(strength > 0.1, refined, fallback_mm)
     return robust_smooth_on_sphere(inner, grid, rings=2, tolerance_mm=2.0, iterations=2)
@@ -278,6 +306,7 @@ def outer_by_graph_search(
     dark_threshold: float,
     grid: SphereGrid,
     p: SkullParams,
+    rise_fraction: float | NDArray | None = None,
 ) -> NDArray[np.float64]:
     """Outer skull as the optimal smooth surface through bone-to-scalp edges.
 
@@ -288,7 +317,8 @@ def outer_by_graph_search(
     prohibitive beyond ``hi_mm`` (the scalp). Neighbouring rays may differ by at
     most ``p.max_step_mm`` in thickness. The chosen radius is refined to where
     the profile crosses the bone threshold next to it, then moved to the foot of
-    the rise (:func:`rise_point` with ``p.edge_rise_fraction``), at most ``hi_mm``.
+    the rise (:func:`rise_point` with ``rise_fraction``, per ray or one value;
+    ``p.edge_rise_fraction`` by default), at most ``hi_mm``.
     """
     step = float(radii_mm[1] - radii_mm[0])
     offsets = np.arange(p.min_skull_thickness_mm, p.max_skull_thickness_mm + 1e-9, step)
@@ -309,111 +339,15 @@ def outer_by_graph_search(
     # sub-voxel refinement: where the profile rises through the bone threshold, within
     # +-1 mm of the chosen edge
     fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
-    j = _last_true(at(fine) < dark_threshold)
+    j = last_true(at(fine) < dark_threshold)
     refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
-    if p.edge_rise_fraction > 0:
-        refined = np.minimum(rise_point(at, refined, p.edge_rise_fraction), hi_mm)
+    fraction = np.broadcast_to(
+        p.edge_rise_fraction if rise_fraction is None else rise_fraction, refined.shape
+    )
+    if np.any(fraction > 0):
+        moved = np.minimum(rise_point(at, refined, fraction), hi_mm)
+        refined = np.where(fraction > 0, moved, refined)
     return smooth_on_sphere(refined, grid, iterations=2)
-
-
-def rise_point(
-    at: Callable[[NDArray], NDArray], edge_mm: NDArray, fraction: float
-) -> NDArray[np.float64]:
-    """Where each profile has risen ``fraction`` of its bone-to-scalp step near ``edge_mm``.
-
-    The step runs from the profile's minimum within 2.5 mm inside ``edge_mm`` (the
-    bone) to its maximum within 3 mm outside (the scalp); the result is the last
-    point below ``min + fraction * (max - min)`` in the 3 mm before that maximum
-    (0.125 mm steps). ``at(r)`` samples the profiles at radii ``r`` (n_rays, m).
-    In a T1 the rise from the outer table into the scalp's fat is broad (dark
-    periosteum and galea lie on the bone), so the bone ends near its foot rather
-    than at its middle; 0.3 was measured on FLASH-referenced and simulated heads
-    (BENCHMARKS.md).
-
-    Examples
-    --------
-    >>> radii = np.arange(0.0, 20.0, 0.5)
-    >>> prof = np.where(radii < 10.0, 0.1, 1.0)[None]  # a sharp step at 10 mm
-    >>> r = rise_point(lambda r: profile_at(prof, radii, r), np.array([10.0]), 0.3)
-    >>> 9.5 <= float(r[0]) <= 10.0
-    True
-    """
-    n = len(edge_mm)
-    rows = np.arange(n)
-    bone = at(edge_mm[:, None] - np.linspace(0.0, 2.5, 6)[None, :]).min(axis=1)
-    outside = edge_mm[:, None] + np.linspace(0.0, 3.0, 7)[None, :]
-    values = at(outside)
-    scalp, peak_mm = values.max(axis=1), outside[rows, values.argmax(axis=1)]
-    level = bone + fraction * (scalp - bone)
-    fine = peak_mm[:, None] + np.linspace(-3.0, 0.0, 25)[None, :]
-    j = _last_true(at(fine) < level[:, None])
-    return np.where(j >= 0, fine[rows, np.clip(j, 0, 24)] + 0.0625, edge_mm)
-
-
-def outer_edge(
-    profiles: NDArray,
-    radii_mm: NDArray,
-    lo_mm: NDArray,
-    hi_mm: NDArray,
-    dark_threshold: float,
-    edge_fraction: float = 0.5,
-) -> NDArray[np.float64]:
-    """Radius of the outer skull on each ray: the outermost strong rise from bone to scalp.
-
-    The radial derivative is taken over +-1 mm. Within ``[lo_mm, hi_mm]`` the
-    chosen edge is the outermost one whose rise is at least ``edge_fraction``
-    of the strongest rise on that ray and whose inner side is darker than
-    ``dark_threshold`` (bone); the boundary is placed where the profile
-    crosses ``dark_threshold`` just inside that edge. NaN where there is none.
-    """
-    step = float(radii_mm[1] - radii_mm[0])
-    k = max(1, int(round(1.0 / step)))
-    prof = ndi.uniform_filter1d(profiles, size=k + 1, axis=1)
-    grad = np.zeros_like(prof)
-    grad[:, k:-k] = prof[:, 2 * k :] - prof[:, : -2 * k]
-    inner_side = np.zeros_like(prof)
-    inner_side[:, k:] = prof[:, :-k]
-    window = (radii_mm[None, :] >= lo_mm[:, None]) & (radii_mm[None, :] <= hi_mm[:, None])
-    g = np.where(window & (inner_side < dark_threshold), grad, 0.0)
-    best = g.max(axis=1)
-    strong = (g >= edge_fraction * best[:, None]) & (g > 0)
-    idx = _last_true(strong)
-    found = (idx >= 0) & (best > 0)
-    # sub-voxel position: where the profile crosses the dark threshold just inside the edge
-    below = (prof < dark_threshold) & (np.arange(prof.shape[1])[None, :] <= idx[:, None])
-    j = np.clip(_last_true(below), 0, prof.shape[1] - 2)
-    rows = np.arange(prof.shape[0])
-    a, b = prof[rows, j], prof[rows, j + 1]
-    frac = np.clip((dark_threshold - a) / np.maximum(b - a, 1e-6), 0.0, 1.0)
-    crossing = radii_mm[j] + frac * step
-    edge = np.where(_last_true(below) >= 0, crossing, radii_mm[np.maximum(idx, 0)])
-    return np.where(found, edge, np.nan)
-
-
-def last_crossing(profiles: NDArray, radii_mm: NDArray, level: float) -> NDArray[np.float64]:
-    """Sub-sample radius where each profile last falls below ``level`` (NaN if never above).
-
-    Examples
-    --------
-    >>> last_crossing(np.array([[1.0, 1.0, 0.0, 0.0]]), np.arange(4.0), 0.5)
-    array([1.5])
-    """
-    above = profiles >= level
-    j = _last_true(above)
-    jj = np.clip(j, 0, profiles.shape[1] - 2)
-    rows = np.arange(profiles.shape[0])
-    a, b = profiles[rows, jj], profiles[rows, jj + 1]
-    frac = np.clip((a - level) / np.maximum(a - b, 1e-9), 0.0, 1.0)
-    r = radii_mm[jj] + frac * (radii_mm[1] - radii_mm[0])
-    return np.where(j >= 0, r, np.nan)
-
-
-def _first_exit_after(inside: NDArray[np.bool_], radii: NDArray, start_mm: NDArray) -> NDArray:
-    """First radius beyond ``start_mm`` where the ray leaves ``inside`` (last radius if never)."""
-    beyond = radii[None, :] > start_mm[:, None]
-    outside = beyond & ~inside
-    first = np.argmax(outside, axis=1)
-    return np.where(outside.any(axis=1), radii[first], radii[-1])
 
 
 def enforce_nesting(

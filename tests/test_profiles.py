@@ -1,0 +1,65 @@
+"""Edges on radial profiles, and where the skull model treats the input as thick-sliced."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from skullseg import labels as L
+from skullseg.phantom import make_phantom
+from skullseg.profiles import half_height_edge, profile_at, rise_point, thick_weight
+from skullseg.radial import sphere_grid
+from skullseg.skull import fit_skull_surfaces
+
+
+@pytest.mark.parametrize("edge_mm", [1.0, 2.0])
+def test_isotropic_voxels_up_to_2mm_are_never_thick(edge_mm):
+    """A cube's width is the same along every direction, however it is rotated."""
+    u = sphere_grid(3).directions
+    for seed in range(3):
+        axes = Rotation.random(random_state=seed).as_matrix() * edge_mm
+        assert not thick_weight(u, axes, 2.0, 1.0).any()
+
+
+def test_thick_slices_weigh_the_rays_along_them():
+    u = sphere_grid(3).directions
+    w = thick_weight(u, np.diag([1.0, 1.0, 4.0]), 2.0, 1.0)
+    assert np.all(w[np.abs(u[:, 2]) > 0.8] == 1.0)  # top and bottom: blurred
+    assert np.all(w[np.abs(u[:, 2]) < 0.3] == 0.0)  # sides: sharp
+
+
+@pytest.mark.parametrize("blur_mm", [1.0, 2.0, 4.0])
+def test_half_height_edge_does_not_move_with_blur(blur_mm):
+    """A box-blurred step keeps its half height at the step, wherever the search starts."""
+    radii = np.arange(0.0, 40.0, 0.5)
+    prof = np.clip((20.0 + blur_mm / 2 - radii) / blur_mm, 0.0, 1.0)[None]
+    start = np.array([20.0 - min(blur_mm / 2, 0.9)])  # a mask edge tied to the sharp level
+    assert abs(float(half_height_edge(prof, radii, start)[0]) - 20.0) < 0.05
+
+
+def test_rise_point_takes_one_fraction_per_ray():
+    radii = np.arange(0.0, 20.0, 0.5)
+    prof = np.vstack([np.clip((radii - 9.0) / 2.0, 0.0, 1.0)] * 3) * 0.9 + 0.1
+    edge = np.full(3, 10.0)
+    fractions = np.array([0.2, 0.3, 0.5])
+
+    def at(r):
+        return profile_at(prof, radii, r)
+
+    each = [rise_point(at, edge, f)[i] for i, f in enumerate(fractions)]
+    np.testing.assert_allclose(rise_point(at, edge, fractions), each)
+
+
+def test_thin_slices_leave_the_surfaces_unchanged():
+    """1 mm input axes give exactly the surfaces fitted without them (no thick-slice rule)."""
+    ph = make_phantom(2.0, seed=0)
+    head = ph.labels.with_data((ph.labels.data > 0).astype(np.uint8))
+    brain = ph.labels.with_data((ph.labels.data == L.BRAIN).astype(np.uint8))
+    kw = dict(dark_threshold=0.45 * 1000.0)
+    plain = fit_skull_surfaces(ph.t1, head, brain, **kw)
+    thin = fit_skull_surfaces(ph.t1, head, brain, input_axes_mm=np.eye(3), **kw)
+    thick = fit_skull_surfaces(ph.t1, head, brain, input_axes_mm=np.diag([1, 1, 4.0]), **kw)
+    for name in ("brain_mm", "inner_mm", "outer_mm", "scalp_mm"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(thin, name))
+    assert not np.array_equal(plain.outer_mm, thick.outer_mm)
