@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from skullseg.tissue import extracranial_bone, spinal_cord
+from skullseg.tissue import extracranial_bone, fluid_in_bone, spinal_cord
 from skullseg.volume import Volume
 
 
@@ -128,3 +128,30 @@ def test_the_canal_is_not_skull_where_the_cranium_crosses_it() -> None:
     lab = assemble_labels(head, inner, inner, outer, canal=canal)
     assert not (lab[canal] == L.SKULL).any()
     assert (lab[canal & outer & ~inner] == L.CSF).all()  # the cord too: brain stays enclosed
+
+
+def test_fluid_in_bone_is_csf_dark_in_t1_bright_in_t2_and_connected() -> None:
+    """A cistern in the bone band becomes CSF; compact bone, marrow and a detached
+    fluid pocket (an eye, sinus fluid) stay as they are."""
+    shape = (40, 40, 40)
+    i, j, k = np.indices(shape)
+    inside = k < 10  # intracranial CSF
+    band = (k >= 10) & (k < 20)  # the bone band
+    cistern = band & (k < 14) & (np.abs(i - 10) < 5) & (np.abs(j - 20) < 5)
+    marrow = band & (k >= 15) & (k < 18) & (np.abs(i - 30) < 5)
+    pocket = band & (k >= 16) & (k < 19) & (np.abs(i - 10) < 3) & (np.abs(j - 20) < 3)
+    t1 = np.full(shape, 10.0, np.float32)  # dark: CSF and compact bone alike
+    t1[marrow] = 90.0
+    t2 = np.full(shape, 5.0, np.float32)  # compact bone
+    t2[inside | cistern | pocket] = 100.0
+    t2[marrow] = 80.0  # marrow is bright in a T2 too, but not dark in the T1
+    fluid = fluid_in_bone(
+        Volume(t1, np.eye(4)),
+        Volume(t2, np.eye(4)),
+        band,
+        inside,
+        np.zeros(shape, bool),
+        dark_threshold=45.0,
+        sigma_mm=0.0,
+    )
+    assert np.array_equal(fluid, cistern)

@@ -33,6 +33,7 @@ from .tissue import (
     air_cavities,
     assemble_labels,
     extracranial_bone,
+    fluid_in_bone,
     spinal_cord,
 )
 from .volume import Volume
@@ -104,7 +105,9 @@ def segment(
     t2 : Volume, optional
         A T2- or PD-weighted image already aligned with ``image`` (same world
         space, any grid; see :func:`skullseg.register.register_rigid`). It
-        places the inner skull where bright CSF meets dark bone.
+        places the inner skull where bright CSF meets dark bone, and what is
+        left in the bone band that is dark in the T1 but bright in the T2 is
+        CSF (:func:`skullseg.tissue.fluid_in_bone`: cisterns at the skull base).
     facial_bone : bool
         Also label the bone below the cranium (facial skeleton, mandible, skull
         base, upper spine) as skull; ``False`` keeps only the cranium between
@@ -202,6 +205,15 @@ def segment(
                 below_z_mm=float(surfaces.centre_world[2]),
                 canal=canal,
             )
+        if t2_work is not None and t1_weighted:
+            band = outer & ~inner if other is None else (outer & ~inner) | other
+            fluid = fluid_in_bone(
+                work, t2_work, band & h, inner, brain.data > 0, dark_threshold=dark
+            )
+            log.info(
+                "T2: %.1f mL of the bone band is fluid (CSF)", fluid.sum() * work.voxel_volume_ml
+            )
+            inner = inner | fluid
         lab_work = work.with_data(
             assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal)
         )
