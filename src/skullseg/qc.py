@@ -40,6 +40,34 @@ def _colour_table() -> NDArray[np.float64]:
     return table
 
 
+def skull_base_slice(labels: NDArray, slice_mm: float, *, drop: float = 0.4) -> int | None:
+    """Axial index through the skull base: 10 mm above where the cranial cavity narrows.
+
+    Going down from its widest slice, the intracranial space (CSF and brain labels of a
+    RAS-aligned ``labels`` grid) narrows to the foramen magnum; the first slice under
+    ``drop`` x its widest cross-section is the floor of the posterior fossa, and 10 mm
+    above it the slice crosses the petrous bones, the cerebellum and the temporal lobes.
+    None when the cavity does not narrow within the field of view (a cut scan). The
+    lowest skull voxel is no guide: with the mandible and spine labelled it is the chin.
+
+    Examples
+    --------
+    >>> lab = np.zeros((5, 5, 40), np.uint8)
+    >>> lab[0:5, 1:4, 20:] = 4; lab[:, :, 30:36] = 4  # a cavity, widest at 30-35
+    >>> lab[2, 2, :20] = 4  # above a one-voxel "spinal cord"
+    >>> skull_base_slice(lab, 1.0)
+    29
+    """
+    area = np.isin(labels, (L.CSF, L.BRAIN)).sum(axis=(0, 1))
+    if not area.any():
+        return None
+    widest = int(np.argmax(area))
+    narrow = np.nonzero(area[:widest] < drop * area[widest])[0]
+    if not narrow.size:
+        return None
+    return int(min(narrow.max() + round(10 / slice_mm), widest))
+
+
 def write_qc_png(image: Volume, labels: Volume, path: str | Path, *, title: str = "") -> Path:
     """Write orthogonal slices of ``image`` with ``labels`` overlaid (same grid, RAS-aligned).
 
@@ -63,7 +91,9 @@ def write_qc_png(image: Volume, labels: Volume, path: str | Path, *, title: str 
     c = np.round(centre).astype(int)
     zs = np.nonzero(skull.any(axis=(0, 1)))[0]
     z_vault = int(zs.max() - 25 / image.zooms_mm[2]) if zs.size else c[2]
-    z_base = int(max(zs.min() + 15 / image.zooms_mm[2], 0)) if zs.size else c[2]
+    z_base = skull_base_slice(lab, image.zooms_mm[2])
+    if z_base is None:
+        z_base = int(max(zs.min() + 15 / image.zooms_mm[2], 0)) if zs.size else c[2]
     views = [
         ("axial", 2, c[2]),
         ("coronal", 1, c[1]),
