@@ -19,6 +19,7 @@ from .morphology import closing, dilate, erode, fill_holes_2d, largest_component
 from .volume import Volume
 
 __all__ = [
+    "brain_levels_t2",
     "head_mask",
     "head_threshold",
     "cut_faces",
@@ -162,14 +163,42 @@ def brain_centre(head: Volume, *, depth_mm: float = 85.0) -> np.ndarray:
     return com
 
 
-def brain_levels(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> BrainLevels:
-    """White-matter level and grey-matter/CSF threshold.
+def brain_levels_t2(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> BrainLevels:
+    """Brain range of a T2 (or PD) image, as the :class:`BrainLevels` of a T1.
 
-    White matter is the 75th percentile inside a sphere at the brain centre,
-    which holds mostly white and deep grey matter. The lower brain threshold
-    is half-way between the dark (CSF, bone, air) and middle (grey matter,
-    muscle) classes of a 3-class mixture over the whole head.
+    In a T2, CSF is the brightest tissue and white matter is darker than grey
+    matter; where it is much darker, :func:`brain_levels` (white matter at the
+    top of the brain's range) cuts the white matter out, and
+    :func:`skullseg.pipeline.segment` falls back to these levels. A 3-class
+    mixture inside a sphere at the brain centre gives white matter, grey matter
+    and CSF (ventricles, sulci). The brain's range runs from half-way between
+    the head's dark level (5th percentile: bone, air) and white matter, up to
+    30 % of the way from grey matter to CSF (partial-volume CSF in the sulci
+    stays out). The returned ``wm`` is that top / 1.3, because
+    :func:`brain_mask` keeps voxels below 1.3 x ``wm`` (so bone and air are
+    darker than ``0.45 x wm``, as in a T1).
+
+    Examples
+    --------
+    >>> i, j, k = np.indices((40, 40, 40))
+    >>> r = 5.0 * np.sqrt((i - 20) ** 2 + (j - 20) ** 2 + (k - 20) ** 2)  # mm, 5 mm voxels
+    >>> img = np.select([r < 10, r < 40, r < 75, r < 85], [1400.0, 450.0, 650.0, 50.0], 0.0)
+    >>> vol = Volume(img.astype(np.float32), np.diag([5.0, 5.0, 5.0, 1.0]))
+    >>> lv = brain_levels_t2(vol, vol.with_data((r < 85).astype(np.uint8)), radius_mm=60.0)
+    >>> bool(50 < lv.lower < 450 and 650 < 1.3 * lv.wm < 1400)
+    True
     """
+    means, _, _ = fit_gmm_1d(_centre_values(vol, head, radius_mm), 3)
+    dark = float(np.percentile(vol.data[head.data > 0], 5))
+    lower = 0.5 * (dark + float(means[0]))
+    upper = float(means[1] + 0.3 * (means[2] - means[1]))
+    lv = BrainLevels(upper / 1.3, lower)
+    log.info("brain levels (T2): brain between %.3g and %.3g", lv.lower, upper)
+    return lv
+
+
+def _centre_values(vol: Volume, head: Volume, radius_mm: float) -> np.ndarray:
+    """Head voxel values within ``radius_mm`` of :func:`brain_centre`."""
     vox = vol.zooms_mm[0]
     c = brain_centre(head)
     r = radius_mm / vox
@@ -178,8 +207,18 @@ def brain_levels(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> Brain
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     ii, jj, kk = np.ogrid[box]
     r2 = (ii - c[0]) ** 2 + (jj - c[1]) ** 2 + (kk - c[2]) ** 2
-    inside = (r2 < r**2) & (head.data[box] > 0)
-    values = vol.data[box][inside]
+    return vol.data[box][(r2 < r**2) & (head.data[box] > 0)]
+
+
+def brain_levels(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> BrainLevels:
+    """White-matter level and grey-matter/CSF threshold.
+
+    White matter is the 75th percentile inside a sphere at the brain centre,
+    which holds mostly white and deep grey matter. The lower brain threshold
+    is half-way between the dark (CSF, bone, air) and middle (grey matter,
+    muscle) classes of a 3-class mixture over the whole head.
+    """
+    values = _centre_values(vol, head, radius_mm)
     means, _, _ = fit_gmm_1d(vol.data[head.data > 0], 3)
     lv = BrainLevels(float(np.percentile(values, 75)), float(0.5 * (means[0] + means[1])))
     log.info("brain levels: white matter %.3g, grey matter/CSF threshold %.3g", lv.wm, lv.lower)

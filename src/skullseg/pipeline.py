@@ -26,7 +26,13 @@ from .conform import (
 )
 from .errors import ImplausibleResultError, InputError, SkullsegError
 from .intensity import n4_bias_correct
-from .masks import adaptive_brain_mask, brain_levels, cut_faces, head_mask
+from .masks import (
+    adaptive_brain_mask,
+    brain_levels,
+    brain_levels_t2,
+    cut_faces,
+    head_mask,
+)
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
 from .tissue import (
@@ -169,6 +175,12 @@ def segment(
     with timer.stage("brain mask"):
         levels = brain_levels(work, head)
         brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
+        if not t1_weighted and brain.data.sum() * brain.voxel_volume_ml < 300:
+            # a T2 whose white matter is much darker than its grey matter: the T1 levels
+            # cut the white matter out; take the brain's range from a T2 mixture instead
+            log.info("brain mask: too small with T1 levels; T2 levels instead")
+            levels = brain_levels_t2(work, head)
+            brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
         if brain.data.sum() * brain.voxel_volume_ml < 300:
             raise SkullsegError("no brain found in the image (is it a head MRI?)")
     with timer.stage("skull surfaces"):
