@@ -77,18 +77,18 @@ def first_exit_after(inside: NDArray[np.bool_], radii: NDArray, start_mm: NDArra
 
 
 def rise_point(
-    at: Callable[[NDArray], NDArray], edge_mm: NDArray, fraction: float
+    at: Callable[[NDArray], NDArray], edge_mm: NDArray, fraction: float | NDArray
 ) -> NDArray[np.float64]:
     """Where each profile has risen ``fraction`` of its bone-to-scalp step near ``edge_mm``.
 
     The step runs from the profile's minimum within 2.5 mm inside ``edge_mm`` (the
     bone) to its maximum within 3 mm outside (the scalp); the result is the last
     point below ``min + fraction * (max - min)`` in the 3 mm before that maximum
-    (0.125 mm steps). ``at(r)`` samples the profiles at radii ``r`` (n_rays, m).
-    In a T1 the rise from the outer table into the scalp's fat is broad (dark
-    periosteum and galea lie on the bone), so the bone ends near its foot rather
-    than at its middle; 0.3 was measured on FLASH-referenced and simulated heads
-    (BENCHMARKS.md).
+    (0.125 mm steps). ``at(r)`` samples the profiles at radii ``r`` (n_rays, m);
+    ``fraction`` is one value or one per ray. In a T1 the rise from the outer
+    table into the scalp's fat is broad (dark periosteum and galea lie on the
+    bone), so the bone ends near its foot rather than at its middle; 0.3 was
+    measured on FLASH-referenced and simulated heads (BENCHMARKS.md).
 
     Examples
     --------
