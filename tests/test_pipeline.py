@@ -86,3 +86,20 @@ def test_other_seeds_and_thin_bone(seed):
     res = segment(ph.t1)
     d = evaluate(res.labels, ph.labels, pred_label=L.SKULL, truth_label=L.SKULL)["dice"]
     assert d >= 0.85
+
+
+def test_t2_alone_with_dark_white_matter_falls_back_to_t2_levels(caplog):
+    """A T2 whose white matter is much darker than its grey matter (here x 0.7): the T1
+    brain levels find no brain, the T2 levels do (skull Dice measured 0.924)."""
+    ph = make_phantom(2.0, seed=0)
+    brain = ph.labels.data == L.BRAIN
+    t1 = ph.t1.data
+    white = brain & (t1 > 0.85 * np.percentile(t1[brain], 95))
+    data = ph.t2.data.copy()
+    data[white] *= 0.7
+    t2 = ph.t2.with_data(data)
+    with caplog.at_level("INFO", logger="skullseg"):
+        res = segment(t2, t2=t2, t1_weighted=False)
+    assert "T2 levels instead" in caplog.text
+    skull = evaluate(res.labels, ph.labels, pred_label=L.SKULL, truth_label=L.SKULL)
+    assert skull["dice"] >= 0.9, skull
