@@ -34,7 +34,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from skullseg.conform import resample_to_grid
 from skullseg.evaluate import evaluate
+from skullseg.profiles import last_crossing
+from skullseg.radial import sample_profiles
 from skullseg.volume import Volume
 
 HERE = Path(__file__).resolve().parent
@@ -71,6 +74,23 @@ class Result:
 
 
 # -- running ---------------------------------------------------------------------------------
+def reference_radii(result, mask: Volume, max_radius_mm: float = 140.0) -> np.ndarray:
+    """Where a reference ``mask`` ends (mm) along each ray of ``result.surfaces``.
+
+    ``result`` is a :class:`skullseg.pipeline.SegmentResult`; ``mask`` (any grid) is
+    resampled by nearest neighbour onto its working grid and sampled every 0.5 mm
+    along the rays; NaN where a ray never meets it. The per-ray benchmarks
+    (``inner_skull_rays.py``, ``outer_skull_rays.py``) compare surfaces with it.
+    """
+    s = result.surfaces
+    ref = resample_to_grid(mask, result.image_work, order=0)
+    radii = np.arange(0.0, max_radius_mm, 0.5)
+    prof = sample_profiles(
+        ref.with_data(ref.data.astype(np.float32)), s.centre_world, s.grid, radii
+    )
+    return last_crossing(prof, radii, 0.5)
+
+
 def timed_run(cmd: list[str], log: Path) -> tuple[int, float, float]:
     """Run ``cmd`` (output to ``log``); return (exit code, wall s, peak RSS MB)."""
     stats = log.with_suffix(".rss")

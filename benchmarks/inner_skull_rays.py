@@ -28,29 +28,22 @@ from pathlib import Path
 import numpy as np
 
 from skullseg import labels as L
-from skullseg.conform import resample_to_grid
 from skullseg.io import load_volume
 from skullseg.phantom import make_phantom
 from skullseg.pipeline import segment
-from skullseg.radial import sample_profiles
-from skullseg.skull import SkullParams, inner_from_band, last_crossing
+from skullseg.skull import SkullParams, inner_from_band
 from skullseg.volume import Volume
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from accuracy import simulated_case  # noqa: E402
+from accuracy import reference_radii, simulated_case  # noqa: E402
 
 
 def row(name: str, image: Volume, intracranial: Volume) -> str:
     """Segment ``image`` and compare both inner-skull rules with ``intracranial``."""
     res = segment(image, facial_bone=False)
     s = res.surfaces
-    ref = resample_to_grid(intracranial, res.image_work, order=0)
-    radii = np.arange(0.0, 140.0, 0.5)
-    prof = sample_profiles(
-        ref.with_data(ref.data.astype(np.float32)), s.centre_world, s.grid, radii
-    )
-    truth = last_crossing(prof, radii, 0.5)
+    truth = reference_radii(res, intracranial)
     keep = (s.grid.directions[:, 2] > -0.2) & np.isfinite(truth)
     brain, outer, truth = s.brain_mm[keep], s.outer_mm[keep], truth[keep]
     constant = brain + 2.5

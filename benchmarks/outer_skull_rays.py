@@ -25,17 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from skullseg import labels as L
-from skullseg.conform import resample_to_grid
 from skullseg.evaluate import evaluate
 from skullseg.io import load_volume
 from skullseg.pipeline import segment
-from skullseg.radial import sample_profiles
-from skullseg.skull import SkullParams, last_crossing
+from skullseg.skull import SkullParams
 from skullseg.volume import Volume
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from accuracy import simulated_case  # noqa: E402
+from accuracy import reference_radii, simulated_case  # noqa: E402
 
 
 def rows(name: str, image: Volume, truth: Volume, skull_value: int, inside: Volume, levels):
@@ -43,12 +41,7 @@ def rows(name: str, image: Volume, truth: Volume, skull_value: int, inside: Volu
     for level in levels:
         res = segment(image, params=SkullParams(edge_rise_fraction=level))
         s = res.surfaces
-        ref = resample_to_grid(inside, res.image_work, order=0)
-        radii = np.arange(0.0, 140.0, 0.5)
-        prof = sample_profiles(
-            ref.with_data(ref.data.astype(np.float32)), s.centre_world, s.grid, radii
-        )
-        edge = last_crossing(prof, radii, 0.5)
+        edge = reference_radii(res, inside)
         keep = (s.grid.directions[:, 2] > -0.2) & np.isfinite(edge)
         err = s.outer_mm[keep] - edge[keep]
         dice = [
