@@ -155,3 +155,18 @@ def test_fluid_in_bone_is_csf_dark_in_t1_bright_in_t2_and_connected() -> None:
         sigma_mm=0.0,
     )
     assert np.array_equal(fluid, cistern)
+
+
+def test_fluid_in_bone_needs_a_t2_that_shows_bright_csf() -> None:
+    """A second image where CSF is not bright (or covers too little) finds no fluid."""
+    shape = (30, 30, 30)
+    k = np.indices(shape)[2]
+    inside, band = k < 10, (k >= 10) & (k < 20)
+    t1 = Volume(np.full(shape, 10.0, np.float32), np.eye(4))
+    flat = Volume(np.full(shape, 100.0, np.float32), np.eye(4))  # CSF as bright as bone
+    kw = dict(dark_threshold=45.0, sigma_mm=0.0)
+    assert not fluid_in_bone(t1, flat, band, inside, np.zeros(shape, bool), **kw).any()
+    slab = np.zeros(shape, np.float32)
+    slab[:, :, 9:11] = 1000.0  # a T2 that covers two slices only: its zeros are not tissue
+    out = fluid_in_bone(t1, Volume(slab, np.eye(4)), band, inside, np.zeros(shape, bool), **kw)
+    assert out.sum() == 30 * 30  # the covered slice of the band, no more

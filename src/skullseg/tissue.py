@@ -332,8 +332,10 @@ def fluid_in_bone(
     ``sigma_mm``) exceeds ``fraction`` of the CSF level is fluid: cisterns at the
     skull base, a CSF layer the surfaces left in the bone. The CSF level is the
     75th percentile of the T2 in the ``intracranial`` space outside the
-    ``brain``. Only fluid connected (26-neighbourhood) to the intracranial space
-    is returned, so eyes and sinus fluid stay as they are.
+    ``brain`` (where the T2 has signal); nothing is returned unless that level
+    is at least twice the band's median T2 (CSF bright, bone dark). Only fluid
+    connected (26-neighbourhood) to the intracranial space is returned, so eyes
+    and sinus fluid stay as they are.
 
     Examples
     --------
@@ -346,11 +348,15 @@ def fluid_in_bone(
     >>> int(fluid.sum()), bool(fluid[:, :, 3].all())
     (81, True)
     """
-    csf = intracranial & ~brain
-    if not band.any() or not csf.any():
-        return np.zeros(band.shape, bool)
+    none = np.zeros(band.shape, bool)
     t2_data = t2.data.astype(np.float32)
+    csf = intracranial & ~brain & (t2_data > 0)  # a T2 covering part of the head is 0 outside
+    if not band.any() or csf.sum() < 50:
+        return none
     level = float(np.percentile(t2_data[csf], 75))
+    if level <= 2.0 * float(np.median(t2_data[band])):
+        log.info("T2: CSF is not brighter than the bone band; no fluid sought there")
+        return none
     if sigma_mm > 0:
         t2_data = ndi.gaussian_filter(t2_data, sigma_mm / t2.zooms_mm[0])
     fluid = band & (t1.data < dark_threshold) & (t2_data > fraction * level)
