@@ -21,6 +21,7 @@ __all__ = [
     "last_true",
     "outer_edge",
     "profile_at",
+    "profile_sampler",
     "rise_point",
     "thick_weight",
 ]
@@ -128,7 +129,7 @@ def half_height_edge(
     >>> float(half_height_edge(prof, radii, np.array([9.5]))[0])
     10.0
     """
-    at = _profile_sampler(profiles, radii_mm)
+    at = profile_sampler(profiles, radii_mm)
     inside = np.median(at(brain_mm[:, None] - np.linspace(1.0, 4.0, 7)[None]), axis=1)
     low = at(brain_mm[:, None] + np.linspace(0.0, 6.0, 13)[None]).min(axis=1)
     level = 0.5 * (inside + low)
@@ -146,7 +147,8 @@ def half_height_edge(
     return np.clip(edge, brain_mm, brain_mm + max_out_mm)
 
 
-def _profile_sampler(profiles: NDArray, radii_mm: NDArray) -> Callable[[NDArray], NDArray]:
+def profile_sampler(profiles: NDArray, radii_mm: NDArray) -> Callable[[NDArray], NDArray]:
+    """``at(r)``: :func:`profile_at` of these profiles at radii ``r`` (n_rays, m)."""
     return lambda r: profile_at(profiles, radii_mm, r)
 
 

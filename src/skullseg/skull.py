@@ -36,6 +36,7 @@ from .profiles import (
     last_true,
     outer_edge,
     profile_at,
+    profile_sampler,
     rise_point,
     thick_weight,
 )
@@ -279,8 +280,7 @@ def inner_from_t2(
     offsets = np.arange(-1.0, 3.0 * p.csf_thickness_mm + 1e-9, step)
     cand = brain_mm[:, None] + offsets[None, :]
 
-    def at(r: NDArray) -> NDArray:
-        return profile_at(t2_profiles, radii_mm, r)
+    at = profile_sampler(t2_profiles, radii_mm)
 
     inside = np.max([at(cand - d) for d in (0.5, 1.0, 1.5)], axis=0)
     outside = np.mean([at(cand + d) for d in (0.5, 1.0, 1.5)], axis=0)
@@ -324,8 +324,7 @@ def outer_by_graph_search(
     offsets = np.arange(p.min_skull_thickness_mm, p.max_skull_thickness_mm + 1e-9, step)
     cand = inner_mm[:, None] + offsets[None, :]
 
-    def at(r: NDArray) -> NDArray:
-        return profile_at(profiles, radii_mm, r)
+    at = profile_sampler(profiles, radii_mm)
 
     outside = np.mean([at(cand + d) for d in (0.5, 1.0, 1.5, 2.0)], axis=0)
     inside = np.mean([at(cand - d) for d in (0.5, 1.0, 1.5, 2.0)], axis=0)
