@@ -6,6 +6,8 @@ exact truth, cached under ``--work``) is segmented by
 * ``T1``: :func:`skullseg.pipeline.segment` on the T1;
 * ``T1+T2``: the same with ``t2=`` the T2, when ``segment`` accepts that keyword
   (checked with :func:`inspect.signature`; otherwise the row says so);
+* ``T2`` (only with ``--methods``): the T2 alone, as ``skullseg run --modality t2``
+  does it (no bone below the cranium without a T1);
 * ``CT``: :func:`skullseg.ct.segment_ct` on the CT.
 
 The skull (label 2) is scored against the truth over the whole head and the
@@ -68,6 +70,7 @@ def methods() -> dict[str, Callable[[dict[str, Volume]], Volume] | None]:
     return {
         "T1": lambda v: segment(v["t1"]).labels,
         "T1+T2": fused,
+        "T2": lambda v: segment(v["t2"], t2=v["t2"], t1_weighted=False).labels,  # --modality t2
         "CT": lambda v: segment_ct(v["ct"]).labels,
     }
 
