@@ -7,7 +7,9 @@ clinical scan shows them (4 mm axial slices, field of view cut 110 mm below the
 vertex), scored against the 1 mm truth. Each case runs as a subprocess under
 ``/usr/bin/time -v`` (wall time, peak RSS), then ``OUT/labels.nii.gz`` (label 2 =
 skull) is compared with the reference over the whole head and over the vault
-(the top 70 mm of the reference skull), and a markdown table is printed.
+(the top 70 mm of the reference skull), and a markdown table is printed. A second
+table scores the head (every non-zero label against the reference's) over the top
+70 mm of the reference head: where the skin ends.
 
 Usage::
 
@@ -70,6 +72,7 @@ class Result:
     peak_mb: float = math.nan
     whole: dict = field(default_factory=dict)
     vault: dict = field(default_factory=dict)
+    head: dict = field(default_factory=dict)  # the head (skin) over the top 70 mm
     error: str = ""
 
 
@@ -140,6 +143,9 @@ def score(result: Result, labels_path: Path, case: Case, pred_label: int) -> Res
     for region in ("whole", "vault"):
         metrics = evaluate(pred, truth, pred_label, case.truth_label, region=region)
         setattr(result, region, metrics)
+    inside = [int(v) for v in np.unique(pred.data) if v != 0]
+    inside_ref = [int(v) for v in np.unique(truth.data) if v != 0]
+    result.head = evaluate(pred, truth, inside, inside_ref, region="vault")
     return result
 
 
@@ -302,6 +308,23 @@ def markdown_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def head_table(results: list[Result]) -> str:
+    """Markdown table of the head (skin) scores: Dice, ASSD and the volume ratio."""
+    lines = [
+        "| case | method | head Dice (top 70 mm) | skin ASSD mm | head volume ratio |",
+        "|" + "---|" * 5,
+    ]
+    for r in results:
+        if r.error or not r.head:
+            continue
+        h = r.head
+        lines.append(
+            f"| {r.case} | {r.method} | {fmt(h.get('dice', math.nan))} | "
+            f"{fmt(h.get('assd_mm', math.nan), 2)} | {fmt(h.get('volume_ratio', math.nan))} |"
+        )
+    return "\n".join(lines)
+
+
 def _strict(obj):
     """NaN -> None, so the JSON is standard."""
     if isinstance(obj, dict):
@@ -362,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{case.name}: samseg ...", file=sys.stderr, flush=True)
             results.append(run_samseg(case, args.work, args.samseg_python, args.samseg_threads))
     print(markdown_table(results))
+    print()
+    print(head_table(results))
     if use_samseg:
         for case in cases:
             ours = next(r for r in results if r.case == case.name and r.method == "skullseg")

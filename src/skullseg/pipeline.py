@@ -32,6 +32,7 @@ from .masks import (
     brain_levels_t2,
     cut_faces,
     head_mask,
+    skin_mask,
 )
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
@@ -184,12 +185,15 @@ def segment(
         if brain.data.sum() * brain.voxel_volume_ml < 300:
             raise SkullsegError("no brain found in the image (is it a head MRI?)")
     with timer.stage("skull surfaces"):
+        # the head mask is generous (dark skin kept in); the scalp ends where the
+        # skin's fall into air is at half height
+        skin = skin_mask(work, head)
         p = params or SkullParams()
         dark = p.dark_fraction * levels.wm  # bone, CSF and air are darker than this in a T1
         t2_work = None if t2 is None else resample_to_grid(t2, work, order=1)
         surfaces = fit_skull_surfaces(
             work,
-            head,
+            skin,
             brain,
             dark_threshold=dark,
             params=p,
@@ -197,7 +201,7 @@ def segment(
             input_axes_mm=image.affine[:3, :3],
         )
     with timer.stage("labels"):
-        h = head.data > 0
+        h = skin.data > 0
         inner, outer = surfaces.inside_all(work)
         inner &= h
         outer = (outer & h) | inner
