@@ -28,6 +28,7 @@ import SimpleITK as sitk
 from numpy.typing import NDArray
 
 from skullseg.conform import resample_to_grid, working_grid
+from skullseg.parallel import itk_single_thread
 from skullseg.volume import Volume
 
 __all__ = ["CLASSES", "Atlas", "load_atlas", "register_atlas", "warp_priors"]
@@ -381,12 +382,8 @@ def register_atlas(
     else:
         sub_fg = _foreground(sub)
     starts = _starts(sub, sub_fg, atlas, _TILTS) + _starts(sub, sub_fg, atlas, _TURNS, False)
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # pyramid filters too: determinism
-    try:
+    with itk_single_thread():  # pyramid filters too: determinism
         lps, value = _Fitter(atlas, image, work_mm, seed).fit([_FLIP @ m @ _FLIP for m in starts])
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     atlas_from_subject = np.linalg.inv(_FLIP @ lps @ _FLIP)
     info = {
         "metric": value,

@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 from numpy.typing import NDArray
 
+from .parallel import itk_single_thread
 from .volume import Volume
 
 __all__ = ["n4_bias_correct", "fit_gmm_1d"]
@@ -61,13 +62,9 @@ def n4_bias_correct(
     # all of it on one thread, the filters N4 runs inside included (they take the global
     # default): ITK splits B-spline fits and evaluations by region, so another thread count
     # gives a slightly different field, and --threads must not change the labels
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    try:
+    with itk_single_thread():
         n4.Execute(small, small_mask)
         log_field = n4.GetLogBiasFieldAsImage(img)
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     field = np.exp(sitk.GetArrayFromImage(log_field).T).astype(np.float32)
     out = (data + 1.0) / np.maximum(field, 1e-3) - 1.0
     return vol.with_data(np.clip(out, 0, None).astype(np.float32))

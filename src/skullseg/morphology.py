@@ -137,10 +137,29 @@ def drop_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
 
 
 def fill_holes_2d(mask: np.ndarray, axis: int = 2) -> np.ndarray:
-    """Fill holes slice by slice along ``axis`` (closes cavities open at the FOV edge)."""
-    out = np.empty(mask.shape, dtype=bool)
-    for k in range(mask.shape[axis]):
-        sl: list[slice | int] = [slice(None)] * 3
-        sl[axis] = k
-        out[tuple(sl)] = ndi.binary_fill_holes(mask[tuple(sl)])
-    return out
+    """Fill holes slice by slice along ``axis`` (closes cavities open at the FOV edge).
+
+    The same as :func:`scipy.ndimage.binary_fill_holes` on every slice, in one
+    labelling: background components connected within their slice (4-connected)
+    that do not reach the slice's border are holes.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 2), bool); m[1:4, 1:4, :] = True; m[2, 2, 0] = False
+    >>> bool(fill_holes_2d(m)[2, 2, 0])
+    True
+    """
+    mask = np.asarray(mask, dtype=bool)
+    structure = np.zeros((3, 3, 3), bool)
+    plane: list[slice | int] = [slice(None)] * 3
+    plane[axis] = 1
+    structure[tuple(plane)] = ndi.generate_binary_structure(2, 1)
+    comp, n = ndi.label(~mask, structure)
+    outside = np.zeros(n + 1, bool)
+    for other in (a for a in range(3) if a != axis):
+        for end in (0, -1):
+            face: list[slice | int] = [slice(None)] * 3
+            face[other] = end
+            outside[np.unique(comp[tuple(face)])] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[comp]

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from . import __version__
 from . import labels as L
 from .errors import InputError, SkullsegError
 from .mesh import Surface
+from .parallel import cpu_threads
 from .progress import ProgressDisplay
 
 __all__ = ["check_outdir", "atomic_output_dir", "write_outputs"]
@@ -101,31 +103,85 @@ def write_outputs(
     ``bids_naming`` (False); ``image`` is the input volume (its grid defines
     FreeSurfer's surface RAS for the BEM files).
     """
-    from .bem import bem_surfaces, check_bem, write_bem
     from .io import input_header_summary, save_nifti
     from .mesh import check_mesh, mask_to_surface, write_mesh
-    from .qc import label_volumes_ml, write_qc_png
+    from .qc import label_volumes_ml
     from .report_html import write_report_html
-    from .slicer import bids_entities, write_bids_dseg, write_slicer_seg
-    from .thickness import thickness_map, thickness_summary, vertex_thickness
 
     with progress.stage("write volumes"):
         save_nifti(result.labels, folder / "labels.nii.gz", dtype=np.uint8)
         save_nifti(result.skull_mask, folder / "skull_mask.nii.gz", dtype=np.uint8)
         L.write_labels_tsv(folder / "labels.tsv")
-    with progress.stage("skull mesh"):
-        if options.get("skull_mesh", "anatomical") == "shell":
-            mesh = shell_mesh(result.surfaces)
-        else:
-            skull_work = result.labels_work.with_data(
-                (result.labels_work.data == L.SKULL).astype(np.uint8)
-            )
-            mesh = mask_to_surface(skull_work)
-        write_mesh(mesh, folder / "skull.stl")
-        fmt = options.get("mesh_format", "stl")
-        if fmt != "stl":
-            write_mesh(mesh, folder / f"skull.{fmt}")
-        mesh_facts = check_mesh(mesh)
+
+    def skull_mesh() -> tuple:
+        with progress.stage("skull mesh"):
+            if options.get("skull_mesh", "anatomical") == "shell":
+                mesh = shell_mesh(result.surfaces)
+            else:
+                skull_work = result.labels_work.with_data(
+                    (result.labels_work.data == L.SKULL).astype(np.uint8)
+                )
+                mesh = mask_to_surface(skull_work)
+            write_mesh(mesh, folder / "skull.stl")
+            fmt = options.get("mesh_format", "stl")
+            if fmt != "stl":
+                write_mesh(mesh, folder / f"skull.{fmt}")
+            return mesh, check_mesh(mesh)
+
+    # the skull mesh is the longest output and needs nothing else: with a second CPU it
+    # runs beside the other outputs (the same result either way)
+    if cpu_threads(2) > 1:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            meshing = pool.submit(skull_mesh)
+            rest = _write_rest(result, folder, input_path, options, progress, image)
+            mesh, mesh_facts = meshing.result()
+    else:
+        mesh, mesh_facts = skull_mesh()
+        rest = _write_rest(result, folder, input_path, options, progress, image)
+    bem, bem_facts, thickness, vt, shown, ico, gap = rest
+    report = {
+        "skullseg_version": __version__,
+        "input": {"path": str(input_path.resolve()), **input_header_summary(input_path)},
+        "options": options,
+        "working_grid": {
+            "shape": list(result.labels_work.shape),
+            "voxel_mm": result.labels_work.zooms_mm[0],
+        },
+        "timings_s": progress.timings,
+        "volumes_ml": label_volumes_ml(result.labels),
+        "skull_mesh": {
+            k: (v.item() if isinstance(v, np.generic) else v) for k, v in mesh_facts.items()
+        },
+        "skull_thickness_mm": thickness,
+        "bem": {**bem_facts, "ico": ico, "gap_mm": gap},
+        "warnings": result.warnings + [f"IMPLAUSIBLE: {f}" for f in result.failures],
+        "platform": {"python": platform.python_version(), "machine": platform.machine()},
+        **(extra or {}),
+    }
+    with progress.stage("html report"):
+        write_report_html(
+            folder / "report.html",
+            report,
+            shown,
+            result.labels_work,
+            {"skull": mesh, "outer_skull": bem["outer_skull"], "scalp": bem["outer_skin"]},
+            vertex_values={"outer_skull": vt},
+        )
+    report["timings_s"] = dict(progress.timings)
+    report["timings_s"]["total"] = round(time.perf_counter() - t_start, 2)
+    (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _write_rest(result, folder: Path, input_path: Path, options: dict, progress, image) -> tuple:
+    """The outputs other than the volumes and the skull mesh: QC picture, BEM, thickness,
+    pseudo-CT and the Slicer segmentation. Returns what the report needs."""
+    from .bem import bem_surfaces, check_bem, write_bem
+    from .io import save_nifti
+    from .qc import write_qc_png
+    from .slicer import bids_entities, write_bids_dseg, write_slicer_seg
+    from .thickness import thickness_map, thickness_summary, vertex_thickness
+
     is_ct = options.get("modality") == "ct"
     shown = result.image_work
     if is_ct:  # a bone window for the pictures
@@ -162,35 +218,4 @@ def write_outputs(
         write_slicer_seg(result.labels, folder / "labels.seg.nrrd")
         if options.get("bids_naming"):
             write_bids_dseg(result.labels, folder, bids_entities(input_path.name))
-    report = {
-        "skullseg_version": __version__,
-        "input": {"path": str(input_path.resolve()), **input_header_summary(input_path)},
-        "options": options,
-        "working_grid": {
-            "shape": list(result.labels_work.shape),
-            "voxel_mm": result.labels_work.zooms_mm[0],
-        },
-        "timings_s": progress.timings,
-        "volumes_ml": label_volumes_ml(result.labels),
-        "skull_mesh": {
-            k: (v.item() if isinstance(v, np.generic) else v) for k, v in mesh_facts.items()
-        },
-        "skull_thickness_mm": thickness,
-        "bem": {**bem_facts, "ico": ico, "gap_mm": gap},
-        "warnings": result.warnings + [f"IMPLAUSIBLE: {f}" for f in result.failures],
-        "platform": {"python": platform.python_version(), "machine": platform.machine()},
-        **(extra or {}),
-    }
-    with progress.stage("html report"):
-        write_report_html(
-            folder / "report.html",
-            report,
-            shown,
-            result.labels_work,
-            {"skull": mesh, "outer_skull": bem["outer_skull"], "scalp": bem["outer_skin"]},
-            vertex_values={"outer_skull": vt},
-        )
-    report["timings_s"] = dict(progress.timings)
-    report["timings_s"]["total"] = round(time.perf_counter() - t_start, 2)
-    (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    return report
+    return bem, bem_facts, thickness, vt, shown, ico, gap

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["cpu_threads"]
+__all__ = ["cpu_threads", "itk_single_thread"]
+
+_itk_lock = threading.Lock()
+_itk_users = 0
+_itk_saved = 0
 
 
 def cpu_threads(cap: int) -> int:
@@ -21,3 +28,36 @@ def cpu_threads(cap: int) -> int:
     except ValueError:
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(int(n or 1), int(cap)))
+
+
+@contextmanager
+def itk_single_thread() -> Iterator[None]:
+    """Run ITK (SimpleITK) filters on one thread inside the block, the global default too.
+
+    ITK splits some computations by region, so another thread count gives slightly
+    different numbers; stages that must not depend on the machine run under this.
+    Blocks may overlap in several Python threads: the global setting is saved when the
+    first one enters and restored when the last one leaves.
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> with itk_single_thread():
+    ...     sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    1
+    """
+    import SimpleITK as sitk
+
+    global _itk_users, _itk_saved
+    with _itk_lock:
+        if _itk_users == 0:
+            _itk_saved = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+        _itk_users += 1
+    try:
+        yield
+    finally:
+        with _itk_lock:
+            _itk_users -= 1
+            if _itk_users == 0:
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(_itk_saved)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .masks import (
     head_mask,
     skin_mask,
 )
+from .parallel import cpu_threads, itk_single_thread
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
 from .tissue import (
@@ -164,15 +166,28 @@ def segment(
             )
     with timer.stage("head mask"):
         head = head_mask(work)
-    with timer.stage("bias correction"):
-        if n4:
-            work = n4_bias_correct(work, head)
-    allowed = None
-    if use_atlas:
+
+    def atlas_prior(image: Volume) -> tuple[np.ndarray | None, str]:
         with timer.stage("atlas prior"):
-            allowed, note = intracranial_prior_region(work, head)
-            if note:
-                warnings.append(note)
+            return intracranial_prior_region(image, head)
+
+    # N4 and the atlas registration each run on one thread (so their results do not depend
+    # on the machine) and neither needs the other (mutual information does not mind a
+    # smooth bias): with a second CPU they run side by side
+    allowed, note = None, ""
+    with itk_single_thread(), ThreadPoolExecutor(max_workers=1) as pool:
+        side = cpu_threads(2) > 1 and use_atlas
+        registering = pool.submit(atlas_prior, work) if side else None
+        raw = work
+        with timer.stage("bias correction"):
+            if n4:
+                work = n4_bias_correct(work, head)
+        if registering is not None:
+            allowed, note = registering.result()
+        elif use_atlas:
+            allowed, note = atlas_prior(raw)
+    if note:
+        warnings.append(note)
     with timer.stage("brain mask"):
         levels = brain_levels(work, head)
         brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
@@ -269,7 +284,7 @@ def intracranial_prior_region(
             f"atlas registration is poor (head overlap {info.get('head_dice', 0):.2f});"
             " the brain mask is not constrained by the atlas"
         )
-    priors = warp_priors(atlas, transform, work)
+    priors = warp_priors(atlas, transform, work, classes=("brain", "csf"))
     region = (priors["brain"].data + priors["csf"].data) > level
     log.info("atlas: head overlap %.2f, %.1f s", info["head_dice"], info.get("seconds", 0))
     return dilate(region, margin_mm, work.zooms_mm[0]), ""

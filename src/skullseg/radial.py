@@ -136,17 +136,23 @@ def _lookup_table(
     return (np.asarray(values)[idx] * w).sum(axis=1).reshape(n_theta, n_phi)
 
 
-def radius_at(directions: NDArray, grid: SphereGrid, values: NDArray) -> NDArray[np.float64]:
-    """Interpolate a per-direction map at arbitrary unit ``directions`` (K, 3)."""
-    table = _lookup_table(grid, values)
-    n_theta, n_phi = table.shape
+def _table_coords(directions: NDArray, n_theta: int = 181, n_phi: int = 360) -> list[NDArray]:
+    """Fractional (theta, phi) indices of unit ``directions`` in a :func:`_lookup_table`."""
     d = np.asarray(directions, dtype=np.float64)
     theta = np.arccos(np.clip(d[:, 2], -1, 1))
     phi = np.arctan2(d[:, 1], d[:, 0])
-    ti = theta / np.pi * (n_theta - 1)
-    pi = (phi + np.pi) / (2 * np.pi) * n_phi
-    padded = np.concatenate([table, table[:, :1]], axis=1)
-    return ndi.map_coordinates(padded, [ti, pi], order=1, mode="nearest")
+    return [theta / np.pi * (n_theta - 1), (phi + np.pi) / (2 * np.pi) * n_phi]
+
+
+def _table_at(table: NDArray, coords: list[NDArray]) -> NDArray[np.float64]:
+    padded = np.concatenate([table, table[:, :1]], axis=1)  # phi wraps around
+    return ndi.map_coordinates(padded, coords, order=1, mode="nearest")
+
+
+def radius_at(directions: NDArray, grid: SphereGrid, values: NDArray) -> NDArray[np.float64]:
+    """Interpolate a per-direction map at arbitrary unit ``directions`` (K, 3)."""
+    table = _lookup_table(grid, values)
+    return _table_at(table, _table_coords(directions, *table.shape))
 
 
 def inside_masks(
@@ -162,17 +168,21 @@ def inside_masks(
     if np.any(hi <= lo):
         return outs
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    ii, jj, kk = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")
-    world = like.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1))
-    del ii, jj, kk
-    rel = world - centre_world
-    r = np.linalg.norm(rel, axis=1)
-    keep = r < rmax
-    d = rel[keep] / np.maximum(r[keep], 1e-9)[:, None]
     shape = tuple(b - a for a, b in zip(lo, hi))
+    # world position minus the centre, one axis at a time, by broadcasting over the box
+    idx = np.ix_(*[np.arange(a, b, dtype=np.float64) for a, b in zip(lo, hi)])
+    a, t = like.affine[:3, :3], like.affine[:3, 3] - centre_world
+    rel = [
+        (a[w, 0] * idx[0] + a[w, 1] * idx[1] + a[w, 2] * idx[2] + t[w]).ravel() for w in range(3)
+    ]
+    r = np.sqrt(rel[0] ** 2 + rel[1] ** 2 + rel[2] ** 2)
+    keep = r < rmax
+    rk = np.maximum(r[keep], 1e-9)
+    coords = _table_coords(np.stack([c[keep] / rk for c in rel], axis=1))
+    del rel
     for out, radii in zip(outs, radii_list):
         flat = np.zeros(r.shape, dtype=bool)
-        flat[keep] = r[keep] < radius_at(d, grid, radii)
+        flat[keep] = r[keep] < _table_at(_lookup_table(grid, radii), coords)
         out[box] = flat.reshape(shape)
     return outs
 
