@@ -58,3 +58,19 @@ def test_skin_mask_brings_the_phantom_head_closer_to_its_truth(phantom_15):
     assert after > before + 0.005  # measured 0.982 -> 0.991
     assert after > 0.985
     assert np.array_equal(ndi.binary_fill_holes(skin.data > 0), skin.data > 0)
+
+
+def test_skin_mask_keeps_a_dark_scalp_under_a_broken_skin_line():
+    """A fat-suppressed scalp: dark under a thin bright skin with gaps; the peel that
+    leaks through the gaps is closed again."""
+    r = np.linalg.norm(np.indices((80, 80, 80)) - 39.5, axis=0)
+    img = np.where(r < 25.0, 100.0, 0.0)
+    img[(r >= 25.0) & (r < 29.5)] = 8.0  # dark scalp
+    line = (r >= 29.5) & (r < 30.5)
+    gaps = np.indices(r.shape).sum(axis=0) % 6 == 0  # every 6th diagonal plane of the line
+    img[line & ~gaps] = 100.0
+    vol = Volume(img.astype(np.float32), np.eye(4))
+    generous = vol.with_data((r < 31.0).astype(np.uint8))  # its 3 mm shell reaches r = 28
+    trimmed = skin_mask(vol, generous, smooth_mm=0.3).data > 0
+    under_line = (r > 28.2) & (r < 29.3)
+    assert trimmed[under_line].mean() > 0.9

@@ -19,6 +19,7 @@ __all__ = [
     "working_grid",
     "resample_to_grid",
     "conform",
+    "field_of_view",
     "to_input_grid",
     "pad_faces",
     "extend_grid",
@@ -150,6 +151,24 @@ def conform(vol: Volume, voxel_mm: float = 1.0, *, grid: Volume | None = None) -
     )
     out = resample_to_grid(vol, grid, order=1, cval=float(np.min(vol.data)))
     return out.with_data(out.data.astype(np.float32))
+
+
+def field_of_view(vol: Volume, grid: Volume) -> np.ndarray:
+    """Voxels of ``grid`` that :func:`conform` interpolates from ``vol``'s data (bool array).
+
+    Those are the voxels whose centre lies within the span of ``vol``'s voxel centres;
+    elsewhere (half a voxel beyond, and further) :func:`conform` fills in the image's
+    minimum, which is not air.
+
+    Examples
+    --------
+    >>> thick = Volume(np.zeros((4, 4, 2), np.float32), np.diag([1.0, 1.0, 3.0, 1.0]))
+    >>> fine = Volume(np.zeros((4, 4, 6), np.float32), np.eye(4))  # z = 0 ... 5 mm
+    >>> field_of_view(thick, fine)[0, 0].tolist()  # thick slice centres at z = 0 and 3 mm
+    [True, True, True, True, False, False]
+    """
+    ones = vol.with_data(np.ones(vol.shape, np.float32))
+    return resample_to_grid(ones, grid, order=1, cval=0.0).data > 1.0 - 1e-4
 
 
 def to_input_grid(labels: Volume, input_grid: Volume) -> Volume:

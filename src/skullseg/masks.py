@@ -74,6 +74,7 @@ def skin_mask(
     depth_mm: float = 3.0,
     window_mm: float = 2.0,
     smooth_mm: float = 1.0,
+    field_of_view: np.ndarray | None = None,
 ) -> Volume:
     """The head mask trimmed to the skin's edge: the half height of the tissue-to-air step.
 
@@ -83,7 +84,8 @@ def skin_mask(
     image (Gaussian-smoothed by ``smooth_mm``) is below ``level`` times the
     brightest head tissue within ``window_mm`` of it (a cube) and it is
     connected to the outside through such voxels; so the mask is only peeled
-    from outside, never holed.
+    from outside, never holed. A closing by ``depth_mm`` then puts back what the
+    peel reached through gaps in a thin skin line (enclosed pockets under it).
 
     Parameters
     ----------
@@ -101,6 +103,9 @@ def skin_mask(
         is measured against the skin, not the fat.
     smooth_mm : float
         Standard deviation of the Gaussian smoothing (against noise).
+    field_of_view : ndarray of bool, optional
+        Where the input image has data (:func:`skullseg.conform.field_of_view`). Beyond
+        it is no air, so a head cut by the field of view is not peeled at the cut.
 
     Returns
     -------
@@ -123,11 +128,17 @@ def skin_mask(
     smooth = ndi.gaussian_filter(vol.data.astype(np.float32), smooth_mm / vox)
     half = max(1, int(round(window_mm / vox)))
     local = ndi.maximum_filter(np.where(h, smooth, 0.0), size=2 * half + 1)
-    shell = h & ~erode(h, depth_mm, vox)
+    air = ~h if field_of_view is None else ~h & field_of_view
+    if not air.any():
+        return head
+    shell = h & ~erode(~air, depth_mm, vox)
     dark = shell & (smooth < level * local)
-    comp, _ = ndi.label(dark | ~h)
-    outside = int(np.bincount(comp[~h]).argmax())
-    trimmed = largest_component(h & (comp != outside))
+    comp, _ = ndi.label(dark | air)
+    outside = int(np.bincount(comp[air]).argmax())
+    # a peel that leaked through gaps in a thin bright skin line (a dark, fat-suppressed
+    # scalp under it) is closed again: only what is open to the air stays off
+    trimmed = h & closing(h & (comp != outside), depth_mm, vox)
+    trimmed = largest_component(ndi.binary_fill_holes(trimmed))
     log.info(
         "skin: head mask trimmed to the skin's half height (%.0f mL off)",
         (h.sum() - trimmed.sum()) * vol.voxel_volume_ml,

@@ -20,6 +20,7 @@ from .checks import check_result
 from .conform import (
     conform,
     extend_grid,
+    field_of_view,
     pad_faces,
     resample_to_grid,
     to_input_grid,
@@ -158,7 +159,9 @@ def segment(
                 len(faces),
                 pad_cut_mm,
             )
-        work = conform(pad_faces(image, faces, pad_cut_mm), grid=grid)
+        padded = pad_faces(image, faces, pad_cut_mm)
+        work = conform(padded, grid=grid)
+        fov = field_of_view(padded, grid)
         if max(image.zooms_mm) > 2.5:
             warnings.append(
                 f"thick slices ({max(image.zooms_mm):.1f} mm): accuracy is limited "
@@ -202,7 +205,7 @@ def segment(
     with timer.stage("skull surfaces"):
         # the head mask is generous (dark skin kept in); the scalp ends where the
         # skin's fall into air is at half height
-        skin = skin_mask(work, head)
+        skin = skin_mask(work, head, field_of_view=fov)
         p = params or SkullParams()
         dark = p.dark_fraction * levels.wm  # bone, CSF and air are darker than this in a T1
         t2_work = None if t2 is None else resample_to_grid(t2, work, order=1)
