@@ -123,14 +123,12 @@ def skin_mask(
     """
     vox = vol.zooms_mm[0]
     h = head.data > 0
-    if h.all() or not h.any():
+    air = ~h if field_of_view is None else ~h & field_of_view
+    if not h.any() or not air.any():
         return head
     smooth = ndi.gaussian_filter(vol.data.astype(np.float32), smooth_mm / vox)
     half = max(1, int(round(window_mm / vox)))
     local = ndi.maximum_filter(np.where(h, smooth, 0.0), size=2 * half + 1)
-    air = ~h if field_of_view is None else ~h & field_of_view
-    if not air.any():
-        return head
     shell = h & ~erode(~air, depth_mm, vox)
     dark = shell & (smooth < level * local)
     comp, _ = ndi.label(dark | air)
