@@ -116,6 +116,35 @@ def test_air_cavity_leaves_its_wall_to_bone() -> None:
     assert thick.sum() > air.sum()
 
 
+def test_air_in_the_bone_band_only_where_the_atlas_expects_a_sinus() -> None:
+    """Two equally dark, thick pockets in the cranial bone: a sinus (the atlas's air prior
+    is high there, low in the skull base) and a thick table (prior zero, or above the
+    skull base). Only the first is air; beyond the outer skull air is found anyway."""
+    from skullseg.tissue import air_cavities, sinus_region
+
+    img = np.full((60, 40, 60), 100.0, np.float32)
+    pockets = {"sinus": np.s_[5:17, 10:22, 5:17], "table": np.s_[25:37, 10:22, 5:17]}
+    pockets["high"] = np.s_[5:17, 10:22, 40:52]  # in the prior, but above the skull base
+    pockets["outside"] = np.s_[45:57, 10:22, 40:52]  # beyond the outer skull
+    prior = np.zeros(img.shape, np.float32)
+    for name in ("sinus", "high", "outside"):
+        img[pockets[name]] = 0.0
+        grown = tuple(slice(max(sl.start - 4, 0), sl.stop + 4) for sl in pockets[name])
+        prior[grown] = 0.9  # an atlas prior is blurred: it reaches beyond the cavity
+    img[pockets["table"]] = 0.0
+    vol = Volume(img, np.eye(4))
+    outer = np.zeros(img.shape, bool)
+    outer[:40] = True
+    inner = np.zeros(img.shape, bool)
+    sinus = sinus_region(vol, vol.with_data(prior), below_z_mm=30.0)
+    head = np.ones(img.shape, bool)
+    air = air_cavities(vol, head, inner | (outer & ~sinus), air_threshold=15.0)
+    found = {name: air[sl].mean() for name, sl in pockets.items()}
+    assert found["sinus"] > 0.2 and found["outside"] > 0.2  # the rim is left to the wall
+    assert found["table"] == 0.0 and found["high"] == 0.0
+    assert not sinus_region(vol, None, below_z_mm=30.0).any()  # no atlas: no air in the band
+
+
 def test_the_canal_is_not_skull_where_the_cranium_crosses_it() -> None:
     from skullseg import labels as L
     from skullseg.tissue import assemble_labels

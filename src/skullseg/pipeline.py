@@ -44,6 +44,7 @@ from .tissue import (
     assemble_labels,
     extracranial_bone,
     fluid_in_bone,
+    sinus_region,
     spinal_cord,
 )
 from .volume import Volume
@@ -170,14 +171,14 @@ def segment(
     with timer.stage("head mask"):
         head = head_mask(work)
 
-    def atlas_prior(image: Volume) -> tuple[np.ndarray | None, str]:
+    def atlas_prior(image: Volume) -> tuple[dict[str, Volume] | None, str]:
         with timer.stage("atlas prior"):
-            return intracranial_prior_region(image, head)
+            return atlas_priors(image, head)
 
     # N4 and the atlas registration each run on one thread (so their results do not depend
     # on the machine) and neither needs the other (mutual information does not mind a
     # smooth bias): with a second CPU they run side by side
-    allowed, note = None, ""
+    priors, note = None, ""
     with itk_single_thread(), ThreadPoolExecutor(max_workers=1) as pool:
         side = cpu_threads(2) > 1 and use_atlas
         registering = pool.submit(atlas_prior, work) if side else None
@@ -186,11 +187,12 @@ def segment(
             if n4:
                 work = n4_bias_correct(work, head)
         if registering is not None:
-            allowed, note = registering.result()
+            priors, note = registering.result()
         elif use_atlas:
-            allowed, note = atlas_prior(raw)
+            priors, note = atlas_prior(raw)
     if note:
         warnings.append(note)
+    allowed = None if priors is None else intracranial_prior_region(priors)
     with timer.stage("brain mask"):
         levels = brain_levels(work, head)
         brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
@@ -223,7 +225,16 @@ def segment(
         inner, outer = surfaces.inside_all(work)
         inner &= h
         outer = (outer & h) | inner
-        air = air_cavities(work, h, outer, air_threshold=p.air_fraction * levels.wm)
+        # air (sinuses, mastoid cells): anywhere beyond the outer skull; in the bone band
+        # only at the skull base where the atlas expects air
+        sinus = sinus_region(
+            work,
+            None if priors is None else priors["air"],
+            below_z_mm=float(surfaces.centre_world[2]) + p.shell_air_above_centre_mm,
+            prior_level=p.shell_air_prior,
+        )
+        no_air = inner | (outer & ~sinus)
+        air = air_cavities(work, h, no_air, air_threshold=p.air_fraction * levels.wm)
         canal = other = None
         if t1_weighted:
             _, canal = spinal_cord(work, h, brain.data > 0, dark_threshold=dark)
@@ -264,21 +275,19 @@ def segment(
     return result
 
 
-def intracranial_prior_region(
+def atlas_priors(
     work: Volume,
     head: Volume,
     *,
-    level: float = 0.02,
-    margin_mm: float = 6.0,
+    classes: tuple[str, ...] = ("brain", "csf", "air"),
     min_head_dice: float = 0.8,
-) -> tuple[np.ndarray | None, str]:
-    """Where the brain may be: the atlas's brain + CSF prior above ``level``, dilated.
+) -> tuple[dict[str, Volume] | None, str]:
+    """Register the whole-head atlas to ``work`` (affine) and warp the priors of ``classes``.
 
     Returns ``(None, warning)`` when the atlas does not fit the head well
     (head Dice below ``min_head_dice``), so a bad registration never constrains.
     """
     from .atlas import load_atlas, register_atlas, warp_priors
-    from .morphology import dilate
 
     atlas = load_atlas()
     transform, info = register_atlas(atlas, work, head_mask=head)
@@ -287,10 +296,19 @@ def intracranial_prior_region(
             f"atlas registration is poor (head overlap {info.get('head_dice', 0):.2f});"
             " the brain mask is not constrained by the atlas"
         )
-    priors = warp_priors(atlas, transform, work, classes=("brain", "csf"))
-    region = (priors["brain"].data + priors["csf"].data) > level
     log.info("atlas: head overlap %.2f, %.1f s", info["head_dice"], info.get("seconds", 0))
-    return dilate(region, margin_mm, work.zooms_mm[0]), ""
+    return warp_priors(atlas, transform, work, classes=classes), ""
+
+
+def intracranial_prior_region(
+    priors: dict[str, Volume], *, level: float = 0.02, margin_mm: float = 6.0
+) -> np.ndarray:
+    """Where the brain may be: the atlas's brain + CSF prior above ``level``, dilated."""
+    from .morphology import dilate
+
+    brain = priors["brain"]
+    region = (brain.data + priors["csf"].data) > level
+    return dilate(region, margin_mm, brain.zooms_mm[0])
 
 
 def run(

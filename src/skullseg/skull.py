@@ -94,6 +94,12 @@ class SkullParams:
     bone_fraction: float = 0.5  # extracranial bone: below this share of the local soft tissue
     soft_floor_fraction: float = 0.3  # soft tissue (for that local level): above this x WM
     air_fraction: float = 0.15  # air cavities: smoothed T1 below this fraction of WM
+    # sinuses and mastoid air cells lie inside the outer skull at the skull base. In a T1
+    # they are as dark as thick compact bone, so air is looked for in the cranial bone
+    # band only where the registered atlas expects air (prior above shell_air_prior) and
+    # below shell_air_above_centre_mm above the brain's centre; without an atlas, nowhere
+    shell_air_prior: float = 0.5
+    shell_air_above_centre_mm: float = 20.0
     envelope_closing_mm: float = 10.0
     min_skull_thickness_mm: float = 1.5
     max_skull_thickness_mm: float = 14.0

@@ -26,6 +26,7 @@ from .volume import Volume
 
 __all__ = [
     "air_cavities",
+    "sinus_region",
     "assemble_labels",
     "extracranial_bone",
     "fluid_in_bone",
@@ -46,7 +47,7 @@ def air_cavities(
     min_volume_ml: float = 0.5,
     wall_mm: float = 1.0,
 ) -> NDArray[np.bool_]:
-    """Very dark regions in the head, outside the inner skull, at least 2 x ``min_radius_mm`` thick.
+    """Very dark regions in the head, outside ``inner``, at least 2 x ``min_radius_mm`` thick.
 
     The regions that survive an erosion by ``min_radius_mm`` grow back by
     ``min_radius_mm - wall_mm`` only: the outermost ``wall_mm`` of a dark cavity
@@ -57,7 +58,8 @@ def air_cavities(
     image : Volume
         Bias-corrected T1 on the working grid.
     head, inner : ndarray of bool
-        Head mask and inside of the inner skull.
+        Head mask, and where no air is looked for: the inside of the inner skull (the
+        pipeline adds the cranial bone band outside :func:`sinus_region`).
     air_threshold : float
         Intensity below which a voxel may be air.
     min_radius_mm : float
@@ -72,6 +74,28 @@ def air_cavities(
     core = erode(dark, min_radius_mm, vox)
     air = dilate(core, max(min_radius_mm - wall_mm, 0.0), vox) & dark
     return drop_small_components(air, min_volume_ml / image.voxel_volume_ml)
+
+
+def sinus_region(
+    image: Volume, air_prior: Volume | None, *, below_z_mm: float, prior_level: float = 0.5
+) -> NDArray[np.bool_]:
+    """Where air cavities may lie inside the cranial bone (sinuses, mastoid air cells).
+
+    In a T1, thick compact bone is as dark as air, so inside the bone band
+    only a registered atlas tells a sinus from a thick table: the region is where
+    ``air_prior`` (the atlas's air class on ``image``'s grid) exceeds ``prior_level``,
+    below the world height ``below_z_mm`` (the skull base). Empty without a prior.
+
+    Examples
+    --------
+    >>> vol = Volume(np.zeros((2, 1, 2)), np.eye(4))
+    >>> prior = vol.with_data(np.array([[[0.9, 0.9]], [[0.1, 0.9]]]))
+    >>> sinus_region(vol, prior, below_z_mm=0.5).astype(int).tolist()
+    [[[1, 0]], [[0, 0]]]
+    """
+    if air_prior is None:
+        return np.zeros(image.shape, bool)
+    return (image.world_coordinate(2) < below_z_mm) & (air_prior.data > prior_level)
 
 
 def extracranial_bone(
