@@ -294,7 +294,8 @@ def atlas_priors(
     if info.get("head_dice", 0.0) < min_head_dice:
         return None, (
             f"atlas registration is poor (head overlap {info.get('head_dice', 0):.2f});"
-            " the brain mask is not constrained by the atlas"
+            " the brain mask is not constrained by the atlas and no sinus air is looked"
+            " for inside the skull"
         )
     log.info("atlas: head overlap %.2f, %.1f s", info["head_dice"], info.get("seconds", 0))
     return warp_priors(atlas, transform, work, classes=classes), ""
