@@ -339,8 +339,6 @@ def brain_mask(
         gyral crowns far from the white matter come back.
     allowed : ndarray of bool, optional
         Where the brain may be (e.g. a dilated intracranial atlas prior).
-    max_depth_below_centre_mm : float
-        Nothing deeper than this below :func:`brain_centre` is brain (cord, neck).
     """
     vox = vol.zooms_mm[0]
     data = ndi.gaussian_filter(vol.data.astype(np.float32), 0.6 / vox)
