@@ -169,12 +169,9 @@ def inside_masks(
         return outs
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     shape = tuple(b - a for a, b in zip(lo, hi))
-    # world position minus the centre, one axis at a time, by broadcasting over the box
-    idx = np.ix_(*[np.arange(a, b, dtype=np.float64) for a, b in zip(lo, hi)])
-    a, t = like.affine[:3, :3], like.affine[:3, 3] - centre_world
-    rel = [
-        (a[w, 0] * idx[0] + a[w, 1] * idx[1] + a[w, 2] * idx[2] + t[w]).ravel() for w in range(3)
-    ]
+    # world position minus the centre, one axis at a time, over the box
+    sub = like.crop(box)
+    rel = [(sub.world_coordinate(w) - centre_world[w]).ravel() for w in range(3)]
     r = np.sqrt(rel[0] ** 2 + rel[1] ** 2 + rel[2] ** 2)
     keep = r < rmax
     rk = np.maximum(r[keep], 1e-9)
