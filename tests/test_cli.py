@@ -116,6 +116,8 @@ def test_shell_mesh_and_ply(phantom_file, tmp_path):
                 "--mesh-format",
                 "ply",
                 "--cranium-only",
+                "--voxel-mm",  # the shell comes from the surfaces: any grid will do
+                "2",
             ]
         )
         == 0

@@ -76,7 +76,9 @@ def test_read_only_output_parent(head_file, tmp_path, capsys):
 def test_killed_run_leaves_nothing(head_file, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "skullseg", "run", str(head_file), "-o", str(out), "-q"],
+        # a 2 mm working grid reaches the writing stage sooner; the clean-up is the same
+        [sys.executable, "-m", "skullseg", "run", str(head_file), "-o", str(out), "-q"]
+        + ["--voxel-mm", "2"],
         stderr=subprocess.PIPE,
     )
     deadline = time.time() + 120
@@ -95,8 +97,9 @@ def test_killed_run_leaves_nothing(head_file, tmp_path):
 
 def test_same_labels_with_one_and_two_threads(head_file, tmp_path):
     outs = []
-    for threads in ("1", "2"):
+    for threads in ("1", "2"):  # on a 2 mm working grid, to keep the suite quick
         out = tmp_path / f"out{threads}"
-        assert main(["run", str(head_file), "-o", str(out), "-q", "--threads", threads]) == 0
+        args = ["run", str(head_file), "-o", str(out), "-q", "--voxel-mm", "2"]
+        assert main([*args, "--threads", threads]) == 0
         outs.append((out / "labels.nii.gz").read_bytes())
     assert outs[0] == outs[1]
