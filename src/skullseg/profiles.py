@@ -23,7 +23,9 @@ __all__ = [
     "profile_at",
     "profile_sampler",
     "rise_point",
+    "rise_width_mm",
     "thick_weight",
+    "width_rise_fraction",
 ]
 
 
@@ -87,9 +89,10 @@ def rise_point(
     point below ``min + fraction * (max - min)`` in the 3 mm before that maximum
     (0.125 mm steps). ``at(r)`` samples the profiles at radii ``r`` (n_rays, m);
     ``fraction`` is one value or one per ray. In a T1 the rise from the outer
-    table into the scalp's fat is broad (dark periosteum and galea lie on the
-    bone), so the bone ends near its foot rather than at its middle; 0.3 was
-    measured on FLASH-referenced and simulated heads (BENCHMARKS.md).
+    table into the scalp's fat is often broad (dark periosteum and galea lie on
+    the bone), so the bone ends near its foot rather than at its middle; the
+    skull model picks the fraction from the rise's width
+    (:func:`width_rise_fraction`; BENCHMARKS.md).
 
     Examples
     --------
@@ -109,6 +112,51 @@ def rise_point(
     fine = peak_mm[:, None] + np.linspace(-3.0, 0.0, 25)[None, :]
     j = last_true(at(fine) < level[:, None])
     return np.where(j >= 0, fine[rows, np.clip(j, 0, 24)] + 0.0625, edge_mm)
+
+
+def rise_width_mm(
+    at: Callable[[NDArray], NDArray],
+    edge_mm: NDArray,
+    low_fraction: float = 0.1,
+    high_fraction: float = 0.9,
+) -> NDArray[np.float64]:
+    """Width (mm) of each profile's bone-to-scalp rise: from ``low_fraction`` to
+    ``high_fraction`` of its step (both placed by :func:`rise_point`).
+
+    Examples
+    --------
+    >>> radii = np.arange(0.0, 20.0, 0.25)
+    >>> prof = np.clip((radii - 9.0) / 2.0, 0.0, 1.0)[None]  # a ramp from 9 to 11 mm
+    >>> w = rise_width_mm(lambda r: profile_at(prof, radii, r), np.array([9.0]))
+    >>> 1.4 <= float(w[0]) <= 1.8
+    True
+    """
+    return rise_point(at, edge_mm, high_fraction) - rise_point(at, edge_mm, low_fraction)
+
+
+def width_rise_fraction(
+    width_mm: NDArray,
+    *,
+    sharp_fraction: float = 0.35,
+    sharp_width_mm: float = 1.25,
+    per_mm: float = 0.25,
+    bounds: tuple[float, float] = (0.1, 0.45),
+) -> NDArray[np.float64]:
+    """Rise level for the outer skull from the width of the rise (:func:`rise_width_mm`).
+
+    A rise as sharp as the voxel's partial volume (``sharp_width_mm``) puts the bone's
+    end at ``sharp_fraction`` of the step; each mm of extra width (dark periosteum and
+    galea on the bone, as in real T1s) moves it ``per_mm`` towards the foot, within
+    ``bounds``. Measured on simulated heads (sharp rises, median width 1.25 mm) and on
+    FLASH-referenced and template heads (broad ones, 1.75-2.0 mm): BENCHMARKS.md.
+
+    Examples
+    --------
+    >>> width_rise_fraction(np.array([0.5, 1.25, 2.05, 3.0])).round(2).tolist()
+    [0.45, 0.35, 0.15, 0.1]
+    """
+    frac = sharp_fraction - per_mm * (np.asarray(width_mm, float) - sharp_width_mm)
+    return np.clip(frac, *bounds)
 
 
 def half_height_edge(

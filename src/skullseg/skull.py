@@ -4,8 +4,9 @@ Method (T1). Rays leave the brain's centre in 10242 directions. Along each
 ray the brain envelope is the last brain voxel. The outer skull is the outer
 edge of the last dark (bone-like) run before the soft tissue of the scalp,
 searched within a physiological thickness window, so bright marrow (diploe)
-between the two dark tables stays inside the bone, and placed at the foot of
-that rise (:func:`skullseg.profiles.rise_point`). CSF and compact bone are
+between the two dark tables stays inside the bone, and placed on that rise:
+nearer its foot the broader the rise is (:func:`skullseg.profiles.rise_point`,
+:func:`skullseg.profiles.width_rise_fraction`). CSF and compact bone are
 both dark in a T1, so the inner skull is placed at a share of the dark band
 between brain and outer skull (:func:`inner_from_band`; with a T2, at the
 CSF-to-bone fall instead). Where the input's slices are thick along a ray,
@@ -38,7 +39,9 @@ from .profiles import (
     profile_at,
     profile_sampler,
     rise_point,
+    rise_width_mm,
     thick_weight,
+    width_rise_fraction,
 )
 from .radial import (
     SphereGrid,
@@ -77,8 +80,16 @@ class SkullParams:
     min_csf_mm: float = 1.0
     edge_fraction: float = 0.5
     # outer skull where the profile has risen this share of the way from the bone's minimum
-    # (2.5 mm inside) to the scalp's maximum (3 mm outside); 0 keeps the bone-threshold edge
+    # (2.5 mm inside) to the scalp's maximum (3 mm outside); 0 keeps the bone-threshold edge.
+    # With edge_rise_adaptive the share follows each ray's rise width instead (10-90 %):
+    # edge_rise_sharp_fraction at edge_rise_sharp_width_mm, edge_rise_per_mm less per mm
+    # broader, within edge_rise_bounds (skullseg.profiles.width_rise_fraction)
     edge_rise_fraction: float = 0.3
+    edge_rise_adaptive: bool = True
+    edge_rise_sharp_fraction: float = 0.35
+    edge_rise_sharp_width_mm: float = 1.25
+    edge_rise_per_mm: float = 0.25
+    edge_rise_bounds: tuple[float, float] = (0.1, 0.45)
     outer_offset_mm: float = 0.0  # added to the outer skull found on the image
     # thick slices: where the input voxel is long along a ray (its effective width
     # sqrt(sum_k (u . a_k)^2) above thick_start_mm, fully from thick_start + thick_span), the
@@ -213,9 +224,8 @@ def fit_skull_surfaces(
     lo = inner_r + p.min_skull_thickness_mm
     hi = np.minimum(inner_r + p.max_skull_thickness_mm, scalp_r - p.min_scalp_thickness_mm)
     if p.graph_search:
-        rise = p.edge_rise_fraction + thick * (p.thick_edge_rise_fraction - p.edge_rise_fraction)
         outer_r = outer_by_graph_search(
-            img_prof, radii, inner_r, hi, dark_threshold, grid, p, rise_fraction=rise
+            img_prof, radii, inner_r, hi, dark_threshold, grid, p, thick=thick
         )
         n_missing = 0
     else:
@@ -313,6 +323,7 @@ def outer_by_graph_search(
     grid: SphereGrid,
     p: SkullParams,
     rise_fraction: float | NDArray | None = None,
+    thick: NDArray | None = None,
 ) -> NDArray[np.float64]:
     """Outer skull as the optimal smooth surface through bone-to-scalp edges.
 
@@ -322,9 +333,12 @@ def outer_by_graph_search(
     the bone threshold), a quarter as attractive where the inside is not dark,
     prohibitive beyond ``hi_mm`` (the scalp). Neighbouring rays may differ by at
     most ``p.max_step_mm`` in thickness. The chosen radius is refined to where
-    the profile crosses the bone threshold next to it, then moved to the foot of
-    the rise (:func:`rise_point` with ``rise_fraction``, per ray or one value;
-    ``p.edge_rise_fraction`` by default), at most ``hi_mm``.
+    the profile crosses the bone threshold next to it, then moved towards the foot of
+    the rise (:func:`rise_point` with ``rise_fraction``, per ray or one value), at
+    most ``hi_mm``. Without ``rise_fraction``, the level is
+    :func:`~skullseg.profiles.width_rise_fraction` of each ray's rise width
+    (``p.edge_rise_adaptive``; else ``p.edge_rise_fraction``), moved towards
+    ``p.thick_edge_rise_fraction`` by the thick-slice weight ``thick`` (0-1 per ray).
     """
     step = float(radii_mm[1] - radii_mm[0])
     offsets = np.arange(p.min_skull_thickness_mm, p.max_skull_thickness_mm + 1e-9, step)
@@ -346,9 +360,19 @@ def outer_by_graph_search(
     fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
     j = last_true(at(fine) < dark_threshold)
     refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
-    fraction = np.broadcast_to(
-        p.edge_rise_fraction if rise_fraction is None else rise_fraction, refined.shape
-    )
+    if rise_fraction is None:
+        base = np.full(refined.shape, p.edge_rise_fraction)
+        if p.edge_rise_adaptive:
+            base = width_rise_fraction(
+                rise_width_mm(at, refined),
+                sharp_fraction=p.edge_rise_sharp_fraction,
+                sharp_width_mm=p.edge_rise_sharp_width_mm,
+                per_mm=p.edge_rise_per_mm,
+                bounds=p.edge_rise_bounds,
+            )
+        w = np.zeros(refined.shape) if thick is None else thick
+        rise_fraction = base + w * (p.thick_edge_rise_fraction - base)
+    fraction = np.broadcast_to(rise_fraction, refined.shape)
     if np.any(fraction > 0):
         moved = np.minimum(rise_point(at, refined, fraction), hi_mm)
         refined = np.where(fraction > 0, moved, refined)
