@@ -2,7 +2,9 @@
 
 For each head with a reference, ``segment`` runs once per level: ``0`` is the
 bone-threshold edge (the rule before session 5), ``0.2``-``0.5`` place the outer
-skull that share of the way up the bone-to-scalp rise (:func:`skullseg.skull.rise_point`).
+skull that share of the way up the bone-to-scalp rise (:func:`skullseg.skull.rise_point`)
+on every ray, and ``width`` is the default since session 9: a share that follows each
+ray's rise width (:func:`skullseg.profiles.width_rise_fraction`).
 Along the 10 242 rays the reference outer skull is where the reference's skull (or
 anything inside it) ends. Printed per head and level, over rays pointing above
 ``z > -0.2``: bias and mean absolute error of the outer skull (mm), and skull Dice over
@@ -11,7 +13,7 @@ the whole head and the vault (input grid, :func:`skullseg.evaluate.evaluate`).
 Usage::
 
     python benchmarks/outer_skull_rays.py [--data DIR] [--work DIR] [--sim-seeds 0 1]
-        [--levels 0 0.2 0.3 0.4 0.5]
+        [--levels 0 0.2 0.3 0.4 0.5 width]
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ from accuracy import reference_radii, simulated_case  # noqa: E402
 def rows(name: str, image: Volume, truth: Volume, skull_value: int, inside: Volume, levels):
     """Segment ``image`` once per level; compare the outer skull with ``inside``'s edge."""
     for level in levels:
-        res = segment(image, params=SkullParams(edge_rise_fraction=level))
+        if level == "width":
+            params = SkullParams()
+        else:
+            params = SkullParams(edge_rise_fraction=float(level), edge_rise_adaptive=False)
+        res = segment(image, params=params)
         s = res.surfaces
         edge = reference_radii(res, inside)
         keep = (s.grid.directions[:, 2] > -0.2) & np.isfinite(edge)
@@ -49,7 +55,7 @@ def rows(name: str, image: Volume, truth: Volume, skull_value: int, inside: Volu
             for r in ("whole", "vault")
         ]
         print(
-            f"| {name} | {level:g} | {err.mean():+.2f} / {np.abs(err).mean():.2f} "
+            f"| {name} | {level} | {err.mean():+.2f} / {np.abs(err).mean():.2f} "
             f"| {dice[0]:.3f} / {dice[1]:.3f} |",
             flush=True,
         )
@@ -61,7 +67,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=default_data)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "skullseg_accuracy")
     ap.add_argument("--sim-seeds", nargs="*", type=int, default=[0, 1])
-    ap.add_argument("--levels", nargs="*", type=float, default=[0.0, 0.2, 0.3, 0.4, 0.5])
+    ap.add_argument("--levels", nargs="*", default=["0", "0.2", "0.3", "0.4", "0.5", "width"])
     args = ap.parse_args()
     print("| head | rise fraction | outer skull bias / MAE mm | skull Dice whole / vault |")
     print("|---|---|---|---|")

@@ -8,7 +8,14 @@ from scipy.spatial.transform import Rotation
 
 from skullseg import labels as L
 from skullseg.phantom import make_phantom
-from skullseg.profiles import half_height_edge, profile_at, rise_point, thick_weight
+from skullseg.profiles import (
+    half_height_edge,
+    profile_at,
+    rise_point,
+    rise_width_mm,
+    thick_weight,
+    width_rise_fraction,
+)
 from skullseg.radial import sphere_grid
 from skullseg.skull import fit_skull_surfaces
 
@@ -49,6 +56,30 @@ def test_rise_point_takes_one_fraction_per_ray():
 
     each = [rise_point(at, edge, f)[i] for i, f in enumerate(fractions)]
     np.testing.assert_allclose(rise_point(at, edge, fractions), each)
+
+
+def test_outer_skull_level_nears_the_foot_of_a_broad_rise():
+    """A sharp (partial-volume) rise keeps its bone end near its middle; a rise broadened
+    by a dark layer on the bone is placed near its foot, where a FLASH reference puts it."""
+    radii = np.arange(0.0, 30.0, 0.25)
+    foot_mm = 15.0
+    sharp = np.clip((radii - foot_mm) / 1.25, 0.0, 1.0)  # 1.25 mm ramp from bone to scalp
+    broad = np.clip((radii - foot_mm) / 3.5, 0.0, 1.0)  # 3.5 mm ramp
+    prof = np.vstack([sharp, broad]) * 0.9 + 0.1
+
+    def at(r):
+        return profile_at(prof, radii, r)
+
+    edge = np.full(2, foot_mm + 0.5)  # where each profile crosses a bone threshold
+    width = rise_width_mm(at, edge)
+    assert width[0] < 1.5 < 2.5 < width[1]
+    frac = width_rise_fraction(width)
+    assert frac[0] > 0.3 and frac[1] == pytest.approx(0.1)
+    placed = rise_point(at, edge, frac)
+    assert abs(placed[0] - (foot_mm + 0.625)) < 0.3  # about the sharp ramp's middle
+    assert abs(placed[1] - foot_mm) < 0.6  # the broad ramp's foot, not its middle
+    fixed = rise_point(at, edge, 0.3)  # one level for both (before the width rule)
+    assert placed[1] < fixed[1] - 0.4
 
 
 def test_thin_slices_leave_the_surfaces_unchanged():
