@@ -27,13 +27,11 @@ def files(tmp_path_factory):
     return d
 
 
-def _skull_dice(out, truth) -> float:
-    return evaluate(
-        load_volume(out / "labels.nii.gz"),
-        load_volume(truth),
-        pred_label=L.SKULL,
-        truth_label=L.SKULL,
-    )["dice"]
+def _skull_dice(labels, truth) -> float:
+    """Skull Dice of ``labels`` (an output folder, or a label Volume) against ``truth``."""
+    if not isinstance(labels, Volume):
+        labels = load_volume(labels / "labels.nii.gz")
+    return evaluate(labels, load_volume(truth), pred_label=L.SKULL, truth_label=L.SKULL)["dice"]
 
 
 def test_t2_improves_the_skull(files, tmp_path):
@@ -53,9 +51,7 @@ def test_t2_improves_the_skull(files, tmp_path):
         )
         == 0
     )
-    t1_only = evaluate(
-        t1_labels, load_volume(files / "truth.nii.gz"), pred_label=L.SKULL, truth_label=L.SKULL
-    )["dice"]
+    t1_only = _skull_dice(t1_labels, files / "truth.nii.gz")
     both = _skull_dice(tmp_path / "b", files / "truth.nii.gz")
     assert both > t1_only + 0.02, (t1_only, both)
     rep = json.loads((tmp_path / "b" / "report.json").read_text())

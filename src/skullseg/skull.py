@@ -361,7 +361,6 @@ def outer_by_graph_search(
     j = last_true(at(fine) < dark_threshold)
     refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
     if rise_fraction is None:
-        base = np.full(refined.shape, p.edge_rise_fraction)
         if p.edge_rise_adaptive:
             base = width_rise_fraction(
                 rise_width_mm(at, refined),
@@ -370,7 +369,9 @@ def outer_by_graph_search(
                 per_mm=p.edge_rise_per_mm,
                 bounds=p.edge_rise_bounds,
             )
-        w = np.zeros(refined.shape) if thick is None else thick
+        else:
+            base = np.full(refined.shape, p.edge_rise_fraction)
+        w = 0.0 if thick is None else thick
         rise_fraction = base + w * (p.thick_edge_rise_fraction - base)
     fraction = np.broadcast_to(rise_fraction, refined.shape)
     if np.any(fraction > 0):
