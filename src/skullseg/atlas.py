@@ -28,6 +28,7 @@ import SimpleITK as sitk
 from numpy.typing import NDArray
 
 from skullseg.conform import resample_to_grid, working_grid
+from skullseg.morphology import centre_of_mass, fill_holes
 from skullseg.parallel import itk_single_thread
 from skullseg.volume import Volume
 
@@ -163,7 +164,7 @@ def _foreground(vol: Volume) -> NDArray[np.bool_]:
     lab, n = ndi.label(fg)
     if n > 1:
         fg = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
-    return ndi.binary_fill_holes(fg)
+    return fill_holes(fg)
 
 
 def _centre(vol: Volume, mask: NDArray[np.bool_], top_mm: float | None) -> NDArray[np.float64]:
@@ -174,7 +175,7 @@ def _centre(vol: Volume, mask: NDArray[np.bool_], top_mm: float | None) -> NDArr
         z = a[0] * i + a[1] * j + a[2] * k + a[3]
         top = np.percentile(z[mask], 99.9) if mask.any() else 0.0
         mask = mask & (z > top - top_mm)
-    ijk = np.asarray(ndi.center_of_mass(mask)) if mask.any() else (np.asarray(vol.shape) - 1) / 2
+    ijk = centre_of_mass(mask) if mask.any() else (np.asarray(vol.shape) - 1) / 2
     return vol.voxel_to_world(ijk[None])[0]
 
 

@@ -37,6 +37,7 @@ from .morphology import (
     dilate,
     distance_inside_mm,
     erode,
+    fill_holes,
     fill_holes_2d,
     largest_component,
     opening,
@@ -132,7 +133,7 @@ def ct_head_mask(
     if not core.any():
         core = largest_component(body)
     head = largest_component(dilate(core, opening_mm + regrow_mm, vox) & body)
-    head = ndi.binary_fill_holes(closing(head, closing_mm, vox))
+    head = fill_holes(closing(head, closing_mm, vox))
     return fill_holes_2d(head, axis=2)
 
 
@@ -242,7 +243,7 @@ def intracranial_mask(
     low = np.nonzero(area[:peak] < foramen_fraction * area[peak])[0]
     if low.size:
         ic[:, :, : low[-1] + 1] = False
-    ic = ndi.binary_fill_holes(largest_component(ic))  # calcifications, vessels: intracranial
+    ic = fill_holes(largest_component(ic))  # calcifications, vessels: intracranial
     log.info("ct intracranial: %.0f mL", ic.sum() * work.voxel_volume_ml)
     return ic
 
@@ -261,7 +262,7 @@ def _sealed_hole(bone: NDArray[np.bool_], vox: float, radii_mm: tuple[float, ...
     hole = np.zeros(small.shape, bool)
     for r in radii_mm:
         sealed = closing(small, r, vox * f)
-        hole = largest_component(ndi.binary_fill_holes(sealed) & ~sealed)
+        hole = largest_component(fill_holes(sealed) & ~sealed)
         if hole.sum() * (vox * f) ** 3 / 1000.0 >= 300.0:
             break
     full = hole.repeat(f, 0).repeat(f, 1).repeat(f, 2)

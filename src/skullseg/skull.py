@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage as ndi
 
 from .graphsearch import optimal_surface
-from .morphology import closing
+from .morphology import closing, fill_holes
 from .profiles import (
     first_exit_after,
     half_height_edge,
@@ -187,7 +186,7 @@ def fit_skull_surfaces(
     radii = np.arange(0.0, p.max_radius_mm, p.step_mm)
 
     vox = brain.zooms_mm[0]
-    envelope = ndi.binary_fill_holes(closing(brain.data > 0, p.envelope_closing_mm, vox))
+    envelope = fill_holes(closing(brain.data > 0, p.envelope_closing_mm, vox))
     env_prof = sample_profiles(brain.with_data(envelope.astype(np.float32)), centre, grid, radii)
     head_prof = (
         sample_profiles(head.with_data(head.data.astype(np.float32)), centre, grid, radii) > 0.5
