@@ -152,13 +152,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     (True, 27)
     """
     mask = np.asarray(mask, dtype=bool)
-    comp, n = ndi.label(~mask)
-    outside = np.zeros(n + 1, bool)
-    for axis in range(mask.ndim):
-        for end in (0, -1):
-            outside[np.unique(np.take(comp, end, axis=axis))] = True
-    outside[0] = False  # label 0 is the mask itself
-    return ~outside[comp]
+    return _fill_unreached(mask, None, range(mask.ndim))
 
 
 def centre_of_mass(mask: np.ndarray) -> np.ndarray:
@@ -204,12 +198,16 @@ def fill_holes_2d(mask: np.ndarray, axis: int = 2) -> np.ndarray:
     plane: list[slice | int] = [slice(None)] * 3
     plane[axis] = 1
     structure[tuple(plane)] = ndi.generate_binary_structure(2, 1)
+    return _fill_unreached(mask, structure, (a for a in range(3) if a != axis))
+
+
+def _fill_unreached(mask: np.ndarray, structure, border_axes) -> np.ndarray:
+    """``mask`` plus the background components (``structure`` connectivity) that touch
+    neither end of any of ``border_axes``."""
     comp, n = ndi.label(~mask, structure)
     outside = np.zeros(n + 1, bool)
-    for other in (a for a in range(3) if a != axis):
+    for axis in border_axes:
         for end in (0, -1):
-            face: list[slice | int] = [slice(None)] * 3
-            face[other] = end
-            outside[np.unique(comp[tuple(face)])] = True
+            outside[np.unique(np.take(comp, end, axis=axis))] = True
     outside[0] = False  # label 0 is the mask itself
     return ~outside[comp]
