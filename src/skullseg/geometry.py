@@ -205,6 +205,22 @@ def _pairs_cross(tri: NDArray, pairs: NDArray, chunk: int = 500_000) -> NDArray[
     return hit
 
 
+def crossing_pairs(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
+    """Pairs of face indices, ``(K, 2)``, of triangles sharing no vertex that properly cross.
+
+    Examples
+    --------
+    >>> v = np.array([[0.0, 0, 0], [2, 0, 0], [0, 2, 0], [0.5, 0.5, -1], [0.5, 0.5, 1], [3, 3, 0]])
+    >>> crossing_pairs(v, np.array([[0, 1, 2], [3, 4, 5]])).tolist()
+    [[0, 1]]
+    """
+    if len(faces) < 2:
+        return np.zeros((0, 2), np.int64)
+    tri = vertices[faces]
+    pairs = _crossing_candidates(tri.min(1), tri.max(1), faces)
+    return pairs[_pairs_cross(tri, pairs)]
+
+
 def count_crossings(vertices: NDArray, faces: NDArray) -> int:
     """Number of pairs of triangles sharing no vertex that properly cross each other.
 
@@ -214,7 +230,4 @@ def count_crossings(vertices: NDArray, faces: NDArray) -> int:
     >>> count_crossings(v, np.array([[0, 1, 2], [3, 4, 5]]))
     1
     """
-    if len(faces) < 2:
-        return 0
-    tri = vertices[faces]
-    return int(_pairs_cross(tri, _crossing_candidates(tri.min(1), tri.max(1), faces)).sum())
+    return len(crossing_pairs(vertices, faces))

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, sparse
-from scipy.sparse.csgraph import connected_components
 
 from .fileutil import atomic_path
 from .geometry import (
@@ -30,6 +29,7 @@ from .geometry import (
     _pairs_cross,
     count_crossings,
 )
+from .topology import _compact, _edge_stats, _face_bodies, _n_used, _pinch_free, decimate
 from .volume import Volume
 
 if TYPE_CHECKING:
@@ -125,31 +125,6 @@ def largest_components(mask: NDArray, min_voxels: int) -> NDArray[np.bool_]:
 
 
 # -- mesh topology ------------------------------------------------------------------------
-def _n_used(faces: NDArray) -> int:
-    """Number of vertices referenced by ``faces``."""
-    return int(np.count_nonzero(np.bincount(faces.ravel()))) if faces.size else 0
-
-
-def _edge_stats(faces: NDArray) -> tuple[bool, bool, int]:
-    """Return (watertight, winding_consistent, n_undirected_edges)."""
-    n = int(faces.max()) + 1
-    start, end = faces.ravel(), faces[:, [1, 2, 0]].ravel()
-    directed = np.sort(start * n + end)
-    _, counts = np.unique(np.minimum(start, end) * n + np.maximum(start, end), return_counts=True)
-    watertight = bool(counts.size) and bool(np.all(counts == 2))
-    consistent = watertight and not np.any(directed[1:] == directed[:-1])
-    return watertight, consistent, len(counts)
-
-
-def _face_bodies(n_vertices: int, faces: NDArray) -> tuple[NDArray[np.int64], int]:
-    """Label faces by connected component (faces sharing a vertex); return labels, count."""
-    e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    graph = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), (n_vertices, n_vertices))
-    _, vertex_labels = connected_components(graph, directed=False)
-    _, face_labels = np.unique(vertex_labels[faces[:, 0]], return_inverse=True)
-    return face_labels.astype(np.int64), int(face_labels.max(initial=-1)) + 1
-
-
 def _signed_volumes_mm3(vertices: NDArray, faces: NDArray, labels: NDArray, n: int) -> NDArray:
     """Signed volume enclosed by each labelled body (divergence theorem)."""
     a, b, c = (vertices[faces[:, i]] for i in range(3))
@@ -228,16 +203,6 @@ def _untangle(vertices: NDArray, reference: NDArray, faces: NDArray, rounds: int
     return reference.copy()
 
 
-def _pinch_free(faces: NDArray) -> bool:
-    """True when the faces around every vertex form one fan (no two cones share a vertex)."""
-    centre = faces.ravel()
-    ends = np.stack([faces[:, [1, 2, 0]].ravel(), faces[:, [2, 0, 1]].ravel()], axis=1)
-    keys, ids = np.unique(centre[:, None] * (faces.max() + 1) + ends, return_inverse=True)
-    ids = ids.reshape(-1, 2)
-    link = sparse.coo_matrix((np.ones(len(ids)), (ids[:, 0], ids[:, 1])), (len(keys),) * 2)
-    return connected_components(link, directed=False)[0] == _n_used(faces)
-
-
 def _is_manifold(surface: Surface) -> bool:
     """Closed, consistently wound, pinch-free, and accepted by manifold3d (status NoError)."""
     import manifold3d
@@ -285,48 +250,17 @@ def taubin_smooth(
     return v
 
 
-def _compact(vertices: NDArray, faces: NDArray) -> tuple[NDArray, NDArray]:
-    used, inverse = np.unique(faces, return_inverse=True)
-    return vertices[used], inverse.reshape(faces.shape)
-
-
-def _drop_fins(faces: NDArray) -> NDArray:
-    """Remove faces whose three vertices another face also uses (back-to-back pairs)."""
-    n = int(faces.max()) + 1
-    fs = np.sort(faces, axis=1)
-    _, inverse, counts = np.unique(
-        (fs[:, 0] * n + fs[:, 1]) * n + fs[:, 2], return_inverse=True, return_counts=True
-    )
-    return faces[counts[inverse] == 1]
-
-
 def _decimate(
     vertices: NDArray, faces: NDArray, target_faces: int | None
 ) -> tuple[NDArray, NDArray]:
-    """Quadric decimation to <= ``target_faces``. A result that is not a crossing-free closed
-    manifold with the same bodies is rejected for a gentler try; the last resort is none."""
+    """Quadric decimation to <= ``target_faces`` that keeps the surface a crossing-free closed
+    manifold with the same bodies (:func:`skullseg.topology.decimate`); else no decimation."""
     if target_faces is None or len(faces) <= target_faces:
         return vertices, faces
-    import fast_simplification
-
-    n_bodies = _face_bodies(len(vertices), faces)[1]
-    tries = [(1.0, 7.0), (0.9, 8.0), (1.5, 7.0), (2.5, 7.0)]
-    if len(faces) > 4 * target_faces:  # a very complex surface: one try, then keep it whole
-        tries = tries[:1]
-    for fraction, aggressiveness in tries:
-        count = int(fraction * target_faces)
-        if count >= len(faces):
-            break
-        v, f = fast_simplification.simplify(vertices, faces, target_count=count, agg=aggressiveness)
-        v, f = _compact(np.asarray(v, np.float64), _drop_fins(np.asarray(f, np.int64)))
-        candidate = Surface(v, f)
-        if (
-            _is_manifold(candidate)
-            and _face_bodies(len(v), f)[1] == n_bodies
-            and _count_self_intersections(candidate) == 0
-        ):
-            return v, f
-    return vertices, faces
+    result = decimate(vertices, faces, target_faces)
+    if result is None or not _is_manifold(Surface(*result)):
+        return vertices, faces
+    return result
 
 
 def mask_to_surface(
@@ -344,11 +278,11 @@ def mask_to_surface(
     marching cubes at 0.5; map vertex indices through the full affine (any voxel size, flips,
     permutations); drop shells enclosing less than ``min_component_ml`` (bits split off by
     the blur; small enclosed bubbles, which fills them); Taubin smoothing, undone locally
-    wherever it made triangles cross; quadric decimation to at most ``target_faces`` (a try
-    that breaks the manifold, splits bodies or makes crossings is replaced by a gentler one,
-    up to 2.5 x ``target_faces``, else none); orient every shell so normals point from
-    material into empty space (a cavity shell inside a body is reversed, so the total signed
-    volume is the material volume).
+    wherever it made triangles cross; quadric decimation to at most ``target_faces`` that
+    leaves whole the patches where a collapse would open, pinch, cross or split the surface
+    (:func:`skullseg.topology.decimate`; none if that fails); orient every shell so normals
+    point from material into empty space (a cavity shell inside a body is reversed, so the
+    total signed volume is the material volume).
 
     Parameters
     ----------
