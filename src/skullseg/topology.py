@@ -136,6 +136,26 @@ def _strays(v: NDArray, f: NDArray, original: NDArray, mapping: NDArray) -> NDAr
     return np.flatnonzero(np.isfinite(gap) & (gap > 2.0 * edge_mm)).astype(np.int64)
 
 
+def _vertex_bodies(n_vertices: int, faces: NDArray) -> NDArray[np.int64]:
+    """Connected-component label of every vertex (through shared edges)."""
+    e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    graph = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), (n_vertices, n_vertices))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _split_off(v: NDArray, f: NDArray, body: NDArray, mapping: NDArray) -> NDArray[np.int64]:
+    """Vertices of decimated pieces that split off an original body (all but its largest)."""
+    piece = _vertex_bodies(len(v), f)
+    pairs = np.unique(np.stack([body, piece[mapping]], axis=1), axis=0)
+    size = np.bincount(piece[f[:, 0]], minlength=piece.max() + 1)
+    order = np.lexsort((-size[pairs[:, 1]], pairs[:, 0]))  # per body, largest piece first
+    pairs = pairs[order]
+    extra = pairs[np.r_[False, pairs[1:, 0] == pairs[:-1, 0]], 1]
+    used = np.zeros(len(v), bool)
+    used[f.ravel()] = True
+    return np.flatnonzero(np.isin(piece, extra) & used).astype(np.int64)
+
+
 def decimate(
     vertices: NDArray,
     faces: NDArray,
@@ -147,8 +167,9 @@ def decimate(
     """Quadric decimation to at most ``target_faces`` that keeps a closed manifold closed.
 
     ``fast_simplification`` records its edge collapses; they are replayed, and wherever the
-    result has a defect (a vertex thrown far from the vertices merged into it, or one of
-    :func:`defect_vertices`: an open or shared edge, a pinch, crossing triangles) every
+    result has a defect (a vertex thrown far from the vertices merged into it; one of
+    :func:`defect_vertices`: an open or shared edge, a pinch, crossing triangles; a piece
+    split off a body) every
     collapse within two rings of it is dropped and the rest replayed again, until no defect
     is left (at most ``max_rounds`` replays). The mesh is simplified a little below the
     target first, so the patches left whole still fit under it.
@@ -183,7 +204,7 @@ def decimate(
 
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64)
-    n_bodies = _face_bodies(len(vertices), faces)[1]
+    body = _vertex_bodies(len(vertices), faces)
     edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     ring = sparse.coo_matrix(
         (np.ones(len(edges), bool), (edges[:, 0], edges[:, 1])), (len(vertices),) * 2
@@ -202,6 +223,8 @@ def decimate(
             if not len(bad):
                 bad = defect_vertices(v, f)
             if not len(bad):
+                bad = _split_off(v, f, body, mapping)
+            if not len(bad):
                 break
             near = np.isin(mapping, bad)
             for _ in range(2):
@@ -210,7 +233,6 @@ def decimate(
         else:
             return None
         if len(f) <= target_faces:
-            v, f = _compact(v, f)
-            return (v, f) if _face_bodies(len(v), f)[1] == n_bodies else None
+            return _compact(v, f)
         aim *= 0.99 * target_faces / len(f)
     return None
