@@ -5,7 +5,8 @@ Usage::
     python benchmarks/shared_heads.py [--data DIR] [--work DIR] [--montage qc_montage.png]
 
 For each head: exit status, wall time and peak memory (``/usr/bin/time``), skull volume,
-median vault thickness and every warning from ``report.json``; printed as a markdown table.
+median vault thickness, the skull mesh's face count ("(!)" when not manifold) and stage time,
+and every warning from ``report.json``; printed as a markdown table.
 ``--montage`` writes one picture with the central sagittal/coronal/axial QC views of all
 heads, for the by-eye check.
 """
@@ -57,12 +58,19 @@ def main() -> int:
             skull = f"{rep['volumes_ml']['skull']:.0f}"
             th = rep["skull_thickness_mm"].get("vertices_vault", {}).get("median", "")
             warn = "; ".join(rep["warnings"]) or "-"
+            mesh = rep.get("skull_mesh", {})
+            faces = f"{mesh.get('n_faces', '?')}" + ("" if mesh.get("manifold") else " (!)")
+            mesh_s = rep["timings_s"].get("skull mesh", "?")
         else:
-            skull, th, warn = "-", "-", proc.stderr.strip().splitlines()[-1]
-        rows.append((name, proc.returncode, wall, peak, skull, th, warn))
+            skull, th, faces, mesh_s = "-", "-", "-", "-"
+            warn = proc.stderr.strip().splitlines()[-1]
+        rows.append((name, proc.returncode, wall, peak, skull, th, faces, mesh_s, warn))
         print(f"{name}: rc={proc.returncode} {wall} s", file=sys.stderr)
-    print("| head | exit | wall s | peak MB | skull mL | vault thickness median mm | warnings |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| head | exit | wall s | peak MB | skull mL | vault thickness median mm"
+        " | skull.stl faces | skull mesh s | warnings |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(x) for x in r) + " |")
     if args.montage:
