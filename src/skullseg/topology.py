@@ -41,12 +41,16 @@ def _edge_stats(faces: NDArray) -> tuple[bool, bool, int]:
     return watertight, consistent, len(counts)
 
 
-def _face_bodies(n_vertices: int, faces: NDArray) -> tuple[NDArray[np.int64], int]:
-    """Label faces by connected component (faces sharing a vertex); return labels, count."""
+def _vertex_bodies(n_vertices: int, faces: NDArray) -> NDArray[np.int64]:
+    """Connected-component label of every vertex (through shared edges)."""
     e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     graph = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), (n_vertices, n_vertices))
-    _, vertex_labels = connected_components(graph, directed=False)
-    _, face_labels = np.unique(vertex_labels[faces[:, 0]], return_inverse=True)
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _face_bodies(n_vertices: int, faces: NDArray) -> tuple[NDArray[np.int64], int]:
+    """Label faces by connected component (faces sharing a vertex); return labels, count."""
+    _, face_labels = np.unique(_vertex_bodies(n_vertices, faces)[faces[:, 0]], return_inverse=True)
     return face_labels.astype(np.int64), int(face_labels.max(initial=-1)) + 1
 
 
@@ -136,13 +140,6 @@ def _strays(v: NDArray, f: NDArray, original: NDArray, mapping: NDArray) -> NDAr
     return np.flatnonzero(np.isfinite(gap) & (gap > 2.0 * edge_mm)).astype(np.int64)
 
 
-def _vertex_bodies(n_vertices: int, faces: NDArray) -> NDArray[np.int64]:
-    """Connected-component label of every vertex (through shared edges)."""
-    e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    graph = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), (n_vertices, n_vertices))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
-
-
 def _split_off(v: NDArray, f: NDArray, body: NDArray, mapping: NDArray) -> NDArray[np.int64]:
     """Vertices of decimated pieces that split off an original body (all but its largest)."""
     piece = _vertex_bodies(len(v), f)
@@ -169,10 +166,9 @@ def decimate(
     ``fast_simplification`` records its edge collapses; they are replayed, and wherever the
     result has a defect (a vertex thrown far from the vertices merged into it; one of
     :func:`defect_vertices`: an open or shared edge, a pinch, crossing triangles; a piece
-    split off a body) every
-    collapse within two rings of it is dropped and the rest replayed again, until no defect
-    is left (at most ``max_rounds`` replays). The mesh is simplified a little below the
-    target first, so the patches left whole still fit under it.
+    split off a body) every collapse within two rings of it is dropped and the rest
+    replayed again, until no defect is left (at most ``max_rounds`` replays). The mesh is
+    simplified a little below the target first, so the patches left whole still fit.
 
     Parameters
     ----------
@@ -204,6 +200,8 @@ def decimate(
 
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64)
+    if len(faces) <= target_faces:
+        return _compact(vertices, faces)
     body = _vertex_bodies(len(vertices), faces)
     edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     ring = sparse.coo_matrix(
