@@ -41,10 +41,17 @@ def _edge_stats(faces: NDArray) -> tuple[bool, bool, int]:
     return watertight, consistent, len(counts)
 
 
+def _vertex_graph(n_vertices: int, faces: NDArray) -> sparse.csr_matrix:
+    """Symmetric boolean vertex adjacency (one entry per direction of every face edge)."""
+    e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    graph = sparse.coo_matrix((np.ones(len(e), bool), (e[:, 0], e[:, 1])), (n_vertices,) * 2)
+    graph = graph.tocsr()
+    return graph + graph.T
+
+
 def _vertex_bodies(n_vertices: int, faces: NDArray) -> NDArray[np.int64]:
     """Connected-component label of every vertex (through shared edges)."""
-    e = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    graph = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), (n_vertices, n_vertices))
+    graph = _vertex_graph(n_vertices, faces)
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
@@ -85,16 +92,6 @@ def _compact(vertices: NDArray, faces: NDArray) -> tuple[NDArray, NDArray]:
     """Drop the vertices no face uses and renumber the faces."""
     used, inverse = np.unique(faces, return_inverse=True)
     return vertices[used], inverse.reshape(faces.shape)
-
-
-def _drop_fins(faces: NDArray) -> NDArray:
-    """Remove faces whose three vertices another face also uses (back-to-back pairs)."""
-    n = int(faces.max()) + 1
-    fs = np.sort(faces, axis=1)
-    _, inverse, counts = np.unique(
-        (fs[:, 0] * n + fs[:, 1]) * n + fs[:, 2], return_inverse=True, return_counts=True
-    )
-    return faces[counts[inverse] == 1]
 
 
 def defect_vertices(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
@@ -203,11 +200,7 @@ def decimate(
     if len(faces) <= target_faces:
         return _compact(vertices, faces)
     body = _vertex_bodies(len(vertices), faces)
-    edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    ring = sparse.coo_matrix(
-        (np.ones(len(edges), bool), (edges[:, 0], edges[:, 1])), (len(vertices),) * 2
-    ).tocsr()
-    ring = ring + ring.T
+    ring = _vertex_graph(len(vertices), faces)
     aim = 0.97 * target_faces
     for _ in range(2):  # a second go, aiming lower, when the patches kept whole overshoot
         _, _, collapses = fast_simplification.simplify(
