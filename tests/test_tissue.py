@@ -1,6 +1,7 @@
 """Bone below the cranium: thin dark plates are bone; eyes, air and vault scalp are not."""
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from skullseg.tissue import extracranial_bone, fluid_in_bone, spinal_cord
 from skullseg.volume import Volume
@@ -199,3 +200,25 @@ def test_fluid_in_bone_needs_a_t2_that_shows_bright_csf() -> None:
     slab[:, :, 9:11] = 1000.0  # a T2 that covers two slices only: its zeros are not tissue
     out = fluid_in_bone(t1, Volume(slab, np.eye(4)), band, inside, np.zeros(shape, bool), **kw)
     assert out.sum() == 30 * 30  # the covered slice of the band, no more
+
+
+def test_marrow_of_a_mandible_size_is_filled_but_not_a_larger_enclosure() -> None:
+    # a bar of fatty marrow in a dark cortical shell, about as much marrow as a
+    # mandible joined at the chin (25 mL), beside a larger enclosure (60 mL)
+    img = np.full((90, 40, 90), 100.0, np.float32)
+    small = np.zeros(img.shape, bool)
+    large = np.zeros(img.shape, bool)
+    small[5:35, 14:26, 10:80] = True  # 30 x 12 x 70 mm = 25.2 mL
+    large[45:85, 10:30, 10:85] = True  # 40 x 20 x 75 mm = 60 mL
+    for marrow in (small, large):
+        shell = ndi.binary_dilation(marrow, iterations=2) & ~marrow
+        img[shell] = 10.0
+        img[marrow] = 120.0
+    vol = Volume(img, np.eye(4))
+    head = np.ones(img.shape, bool)
+    none = np.zeros(img.shape, bool)
+    bone = extracranial_bone(
+        vol, head, none, none, none, tissue_floor=30.0, below_z_mm=100.0, skin_margin_mm=1.0
+    )
+    assert bone[small].mean() > 0.95
+    assert bone[large].mean() < 0.1

@@ -114,7 +114,7 @@ def extracranial_bone(
     fluid_radius_mm: float = 3.0,
     closing_mm: float = 1.5,
     min_volume_ml: float = 0.3,
-    max_marrow_ml: float = 20.0,
+    max_marrow_ml: float = 40.0,
     canal: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """Bone outside the cranium: facial skeleton, mandible, skull base and upper spine (T1).
@@ -130,9 +130,10 @@ def extracranial_bone(
     closing by ``closing_mm`` takes in thin marrow between cortical plates;
     components under ``min_volume_ml`` are dropped. What the dark cortical bone
     encloses in an axial slice is marrow (vertebral bodies, mandible; bright in a
-    T1) and is filled, in pieces of up to ``max_marrow_ml``, except air (sinuses
-    have bony walls too) and fluid. Nothing in ``canal`` (the spinal canal, see
-    :func:`spinal_cord`) is bone.
+    T1) and is filled, in pieces of up to ``max_marrow_ml`` (a mandible joined at
+    the chin holds about 25 mL; an oral cavity or a slab of neck is larger), except
+    air (sinuses have bony walls too) and fluid. Nothing in ``canal`` (the spinal
+    canal, see :func:`spinal_cord`) is bone.
 
     Parameters
     ----------
