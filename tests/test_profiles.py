@@ -94,3 +94,37 @@ def test_thin_slices_leave_the_surfaces_unchanged():
     for name in ("brain_mm", "inner_mm", "outer_mm", "scalp_mm"):
         np.testing.assert_array_equal(getattr(plain, name), getattr(thin, name))
     assert not np.array_equal(plain.outer_mm, thick.outer_mm)
+
+
+def test_the_interhemispheric_fissure_does_not_pull_the_inner_skull_in():
+    """A CSF-filled cleft along the midline over the top of the brain leaves the T1 inner
+    skull where it is without the cleft (the fissure closing), not sunk into it."""
+    from skullseg.skull import SkullParams
+
+    ph = make_phantom(2.0, seed=0)
+    lab = ph.labels.data
+    head = ph.labels.with_data((lab > 0).astype(np.uint8))
+    brain = lab == L.BRAIN
+    kw = dict(dark_threshold=0.45 * 1000.0)
+    intact = fit_skull_surfaces(ph.t1, head, ph.labels.with_data(brain.astype(np.uint8)), **kw)
+
+    # the cleft: a V from 20 mm above the brain's centre, 2 mm wide there and 0.3 mm
+    # wider per mm up (the hemispheres are round, so the fissure opens towards the top;
+    # the envelope's 10 mm closing bridges most of it, but not its mouth)
+    x = ph.t1.world_coordinate(0) - intact.centre_world[0]
+    z = ph.t1.world_coordinate(2) - intact.centre_world[2]
+    cleft = brain & (z > 20.0) & (np.abs(x) < 1.0 + 0.15 * (z - 20.0))
+    t1 = ph.t1.data.copy()
+    t1[cleft] = np.median(ph.t1.data[lab == L.CSF])
+    cut = ph.labels.with_data((brain & ~cleft).astype(np.uint8))
+    image = ph.t1.with_data(t1)
+    closed = fit_skull_surfaces(image, head, cut, **kw)
+    off = SkullParams(fissure_rings=0)
+    sunk = fit_skull_surfaces(image, head, cut, params=off, **kw)
+
+    d = intact.grid.directions
+    midline = (np.abs(d[:, 0]) < 0.05) & (d[:, 2] > 0.5)
+    sunk_mm = np.mean(intact.inner_mm[midline] - sunk.inner_mm[midline])
+    closed_mm = np.mean(intact.inner_mm[midline] - closed.inner_mm[midline])
+    assert sunk_mm > 0.3  # without the closing the inner skull follows the cleft down
+    assert abs(closed_mm) < 0.6 * sunk_mm

@@ -44,6 +44,7 @@ from .profiles import (
 )
 from .radial import (
     SphereGrid,
+    close_on_sphere,
     inside_mask,
     inside_masks,
     radial_mesh,
@@ -111,6 +112,13 @@ class SkullParams:
     shell_air_prior: float = 0.5
     shell_air_above_centre_mm: float = 20.0
     envelope_closing_mm: float = 10.0
+    # the brain envelope over the top of the head dips into the interhemispheric fissure
+    # (CSF and the sagittal sinus, dark like bone in a T1), which would pull the T1 inner
+    # skull inwards along the midline: on rays whose world z component is above
+    # fissure_min_z, the envelope's valleys narrower than fissure_rings grid rings are
+    # closed (skullseg.radial.close_on_sphere; 0 rings: off)
+    fissure_rings: int = 2
+    fissure_min_z: float = 0.2
     min_skull_thickness_mm: float = 1.5
     max_skull_thickness_mm: float = 14.0
     default_skull_thickness_mm: float = 6.0
@@ -196,6 +204,10 @@ def fit_skull_surfaces(
     # brain envelope: last brain sample on each ray
     brain_r = last_crossing(env_prof, radii, 0.5)
     brain_r = robust_smooth_on_sphere(brain_r, grid, rings=2, tolerance_mm=4.0, iterations=3)
+    if p.fissure_rings > 0:
+        over_top = grid.directions[:, 2] > p.fissure_min_z
+        closed = close_on_sphere(brain_r, grid, rings=p.fissure_rings)
+        brain_r = np.where(over_top, closed, brain_r)
     thick = np.zeros(len(brain_r))
     if input_axes_mm is not None:
         thick = thick_weight(grid.directions, input_axes_mm, p.thick_start_mm, p.thick_span_mm)
