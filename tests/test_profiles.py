@@ -97,8 +97,9 @@ def test_thin_slices_leave_the_surfaces_unchanged():
 
 
 def test_the_interhemispheric_fissure_does_not_pull_the_inner_skull_in():
-    """A CSF-filled cleft along the midline over the top of the brain leaves the T1 inner
-    skull where it is without the cleft (the fissure closing), not sunk into it."""
+    """A CSF-filled cleft along the midline over the top of the brain sinks the T1 inner
+    skull there by less than 0.6 x as much as without the fissure closing (measured:
+    0.19 mm against 0.48 mm)."""
     from skullseg.skull import SkullParams
 
     ph = make_phantom(2.0, seed=0)

@@ -115,8 +115,8 @@ class SkullParams:
     # the brain envelope over the top of the head dips into the interhemispheric fissure
     # (CSF and the sagittal sinus, dark like bone in a T1), which would pull the T1 inner
     # skull inwards along the midline: on rays whose world z component is above
-    # fissure_min_z, the envelope's valleys narrower than fissure_rings grid rings are
-    # closed (skullseg.radial.close_on_sphere; 0 rings: off)
+    # fissure_min_z, the envelope's valleys narrower than about 2 x fissure_rings grid
+    # steps are closed (skullseg.radial.close_on_sphere; 0 rings: off)
     fissure_rings: int = 2
     fissure_min_z: float = 0.2
     min_skull_thickness_mm: float = 1.5
