@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import labels as L
 from .checks import check_result
+from .cisterns import cisterns_from_atlas
 from .conform import (
     conform,
     extend_grid,
@@ -95,6 +97,7 @@ def segment(
     params: SkullParams | None = None,
     n4: bool = True,
     use_atlas: bool = True,
+    deformable_atlas: bool = True,
     t2: Volume | None = None,
     facial_bone: bool = True,
     t1_weighted: bool = True,
@@ -130,6 +133,10 @@ def segment(
     use_atlas : bool
         Register the whole-head atlas (affine) and keep the brain inside its
         intracranial prior, which stops leaks into the face and neck.
+    deformable_atlas : bool
+        Without a T2 (T1 input), refine the atlas fit with a B-spline
+        (:func:`skullseg.deformable.refine_atlas_fit`, a few seconds) and take the skull
+        base's cisterns from its CSF prior (:func:`skullseg.cisterns.cisterns_from_atlas`).
     pad_cut_mm : float
         Where the field of view cuts through the head (:func:`skullseg.masks.cut_faces`),
         the image is extended this far by repeating its edge slice before segmenting,
@@ -171,27 +178,46 @@ def segment(
     with timer.stage("head mask"):
         head = head_mask(work)
 
-    def atlas_prior(image: Volume) -> tuple[dict[str, Volume] | None, str]:
+    def atlas_prior(image: Volume) -> tuple[dict[str, Volume] | None, NDArray | None, str]:
         with timer.stage("atlas prior"):
-            return atlas_priors(image, head)
+            transform, note = fit_atlas(image, head)
+            if transform is None:
+                return None, None, note
+            return affine_priors(image, transform), transform, ""
 
     # N4 and the atlas registration each run on one thread (so their results do not depend
     # on the machine) and neither needs the other (mutual information does not mind a
     # smooth bias): with a second CPU they run side by side
-    priors, note = None, ""
+    priors, transform, note = None, None, ""
+    side = cpu_threads(2) > 1
     with itk_single_thread(), ThreadPoolExecutor(max_workers=1) as pool:
-        side = cpu_threads(2) > 1 and use_atlas
-        registering = pool.submit(atlas_prior, work) if side else None
+        registering = pool.submit(atlas_prior, work) if side and use_atlas else None
         raw = work
         with timer.stage("bias correction"):
             if n4:
                 work = n4_bias_correct(work, head)
         if registering is not None:
-            priors, note = registering.result()
+            priors, transform, note = registering.result()
         elif use_atlas:
-            priors, note = atlas_prior(raw)
+            priors, transform, note = atlas_prior(raw)
     if note:
         warnings.append(note)
+
+    # The B-spline refinement is needed only for the labels (the skull base's cisterns,
+    # without a T2): with a second CPU it runs beside the brain mask and the surfaces
+    def deformed() -> dict[str, Volume] | None:
+        with timer.stage("atlas refinement"), itk_single_thread():
+            return deformed_priors(raw, head, transform)
+
+    cistern_priors: dict[str, Volume] | None = None
+    deforming = None
+    deform_pool = ThreadPoolExecutor(max_workers=1)
+    if transform is not None and deformable_atlas and t2 is None and t1_weighted:
+        if side:
+            deforming = deform_pool.submit(deformed)
+        else:
+            cistern_priors = deformed()
+    deform_pool.shutdown(wait=False)  # a submitted job still runs to its end
     allowed = None if priors is None else intracranial_prior_region(priors)
     with timer.stage("brain mask"):
         levels = brain_levels(work, head)
@@ -262,6 +288,20 @@ def segment(
         lab_work = work.with_data(
             assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal)
         )
+        if deforming is not None:
+            cistern_priors = deforming.result()
+        if cistern_priors is not None:
+            cisterns = cisterns_from_atlas(
+                lab_work,
+                cistern_priors["csf"],
+                cistern_priors["skull"],
+                below_z_mm=float(surfaces.centre_world[2]),
+            )
+            log.info(
+                "atlas: %.1f mL of the skull base's dark band is cistern (CSF)",
+                cisterns.sum() * work.voxel_volume_ml,
+            )
+            lab_work.data[cisterns] = L.CSF
         if crop is not None:  # back to the field of view's working grid
             lab_work, work = lab_work.crop(crop), work.crop(crop)
         lab_in = to_input_grid(lab_work, image)
@@ -273,6 +313,36 @@ def segment(
         lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
     )
     return result
+
+
+def fit_atlas(
+    work: Volume, head: Volume, *, min_head_dice: float = 0.8
+) -> tuple[NDArray[np.float64] | None, str]:
+    """Affinely register the whole-head atlas to ``work``: ``(atlas_from_subject, "")``.
+
+    Returns ``(None, warning)`` when the atlas does not fit the head well (head Dice
+    below ``min_head_dice``), so a bad registration never constrains.
+    """
+    from .atlas import load_atlas, register_atlas
+
+    transform, info = register_atlas(load_atlas(), work, head_mask=head)
+    if info.get("head_dice", 0.0) < min_head_dice:
+        return None, (
+            f"atlas registration is poor (head overlap {info.get('head_dice', 0):.2f});"
+            " the brain mask is not constrained by the atlas and no sinus air is looked"
+            " for inside the skull"
+        )
+    log.info("atlas: head overlap %.2f, %.1f s", info["head_dice"], info.get("seconds", 0))
+    return transform, ""
+
+
+def affine_priors(
+    work: Volume, transform: NDArray[np.float64], classes: tuple[str, ...] = ("brain", "csf", "air")
+) -> dict[str, Volume]:
+    """The atlas priors of ``classes`` (and ``"coverage"``) on ``work``'s grid, affinely."""
+    from .atlas import load_atlas, warp_priors
+
+    return warp_priors(load_atlas(), transform, work, classes=classes)
 
 
 def atlas_priors(
@@ -287,18 +357,35 @@ def atlas_priors(
     Returns ``(None, warning)`` when the atlas does not fit the head well
     (head Dice below ``min_head_dice``), so a bad registration never constrains.
     """
-    from .atlas import load_atlas, register_atlas, warp_priors
+    transform, note = fit_atlas(work, head, min_head_dice=min_head_dice)
+    if transform is None:
+        return None, note
+    return affine_priors(work, transform, classes), ""
+
+
+def deformed_priors(
+    work: Volume,
+    head: Volume,
+    transform: NDArray[np.float64],
+    classes: tuple[str, ...] = ("csf", "skull"),
+) -> dict[str, Volume] | None:
+    """The priors of ``classes`` through a B-spline refinement of the affine ``transform``.
+
+    None when the refinement is rejected (:func:`skullseg.deformable.refine_atlas_fit`).
+    """
+    from .atlas import load_atlas
+    from .deformable import refine_atlas_fit, warp_priors_deformable
 
     atlas = load_atlas()
-    transform, info = register_atlas(atlas, work, head_mask=head)
-    if info.get("head_dice", 0.0) < min_head_dice:
-        return None, (
-            f"atlas registration is poor (head overlap {info.get('head_dice', 0):.2f});"
-            " the brain mask is not constrained by the atlas and no sinus air is looked"
-            " for inside the skull"
-        )
-    log.info("atlas: head overlap %.2f, %.1f s", info["head_dice"], info.get("seconds", 0))
-    return warp_priors(atlas, transform, work, classes=classes), ""
+    warp, info = refine_atlas_fit(atlas, work, transform, head)
+    if warp is None:
+        return None
+    log.info(
+        "atlas: B-spline refinement, largest shift %.1f mm, %.1f s",
+        info["max_displacement_mm"],
+        info["seconds"],
+    )
+    return warp_priors_deformable(atlas, warp, work, classes=classes)
 
 
 def intracranial_prior_region(
