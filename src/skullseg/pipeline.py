@@ -39,6 +39,12 @@ from .masks import (
     skin_mask,
 )
 from .parallel import cpu_threads, itk_single_thread
+from .priors import (
+    affine_priors,
+    deformed_priors,
+    fit_atlas,
+    intracranial_prior_region,
+)
 from .progress import ProgressDisplay
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
 from .tissue import (
@@ -313,90 +319,6 @@ def segment(
         lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
     )
     return result
-
-
-def fit_atlas(
-    work: Volume, head: Volume, *, min_head_dice: float = 0.8
-) -> tuple[NDArray[np.float64] | None, str]:
-    """Affinely register the whole-head atlas to ``work``: ``(atlas_from_subject, "")``.
-
-    Returns ``(None, warning)`` when the atlas does not fit the head well (head Dice
-    below ``min_head_dice``), so a bad registration never constrains.
-    """
-    from .atlas import load_atlas, register_atlas
-
-    transform, info = register_atlas(load_atlas(), work, head_mask=head)
-    if info.get("head_dice", 0.0) < min_head_dice:
-        return None, (
-            f"atlas registration is poor (head overlap {info.get('head_dice', 0):.2f});"
-            " the brain mask is not constrained by the atlas and no sinus air is looked"
-            " for inside the skull"
-        )
-    log.info("atlas: head overlap %.2f, %.1f s", info["head_dice"], info.get("seconds", 0))
-    return transform, ""
-
-
-def affine_priors(
-    work: Volume, transform: NDArray[np.float64], classes: tuple[str, ...] = ("brain", "csf", "air")
-) -> dict[str, Volume]:
-    """The atlas priors of ``classes`` (and ``"coverage"``) on ``work``'s grid, affinely."""
-    from .atlas import load_atlas, warp_priors
-
-    return warp_priors(load_atlas(), transform, work, classes=classes)
-
-
-def atlas_priors(
-    work: Volume,
-    head: Volume,
-    *,
-    classes: tuple[str, ...] = ("brain", "csf", "air"),
-    min_head_dice: float = 0.8,
-) -> tuple[dict[str, Volume] | None, str]:
-    """Register the whole-head atlas to ``work`` (affine) and warp the priors of ``classes``.
-
-    Returns ``(None, warning)`` when the atlas does not fit the head well
-    (head Dice below ``min_head_dice``), so a bad registration never constrains.
-    """
-    transform, note = fit_atlas(work, head, min_head_dice=min_head_dice)
-    if transform is None:
-        return None, note
-    return affine_priors(work, transform, classes), ""
-
-
-def deformed_priors(
-    work: Volume,
-    head: Volume,
-    transform: NDArray[np.float64],
-    classes: tuple[str, ...] = ("csf", "skull"),
-) -> dict[str, Volume] | None:
-    """The priors of ``classes`` through a B-spline refinement of the affine ``transform``.
-
-    None when the refinement is rejected (:func:`skullseg.deformable.refine_atlas_fit`).
-    """
-    from .atlas import load_atlas
-    from .deformable import refine_atlas_fit, warp_priors_deformable
-
-    atlas = load_atlas()
-    warp, info = refine_atlas_fit(atlas, work, transform, head)
-    if warp is None:
-        return None
-    log.info(
-        "atlas: B-spline refinement, largest shift %.1f mm, %.1f s",
-        info["max_displacement_mm"],
-        info["seconds"],
-    )
-    return warp_priors_deformable(atlas, warp, work, classes=classes)
-
-
-def intracranial_prior_region(
-    priors: dict[str, Volume], *, level: float = 0.02, margin_mm: float = 6.0
-) -> np.ndarray:
-    """Where the brain may be: the atlas's brain + CSF prior above ``level``, dilated."""
-    from .morphology import dilate
-
-    brain = priors["brain"]
-    region = (brain.data + priors["csf"].data) > level
-    return dilate(region, margin_mm, brain.zooms_mm[0])
 
 
 def run(
