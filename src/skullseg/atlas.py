@@ -436,9 +436,16 @@ def warp_priors(
     else:  # the atlas grid placed in the subject's world, then scipy
         placed = np.linalg.inv(transform) @ atlas.template.affine
         warped = [resample_to_grid(Volume(d, placed), target, order=1).data for d in stack]
-    coverage = np.clip(warped.pop(), 0.0, 1.0)
-    # The stored priors sum to exactly 1, so linearly pulled ones sum to the coverage.
+    return _renormalised(target, wanted, warped)
+
+
+def _renormalised(target: Volume, wanted: list[str], warped: list[NDArray]) -> dict[str, Volume]:
+    """Pulled priors (and, last in ``warped``, the pulled coverage) divided by the coverage.
+
+    The stored priors sum to exactly 1, so linearly pulled ones sum to the coverage.
+    """
+    coverage = np.clip(warped[-1], 0.0, 1.0)
     scale = np.where(coverage > 1e-3, 1.0 / np.maximum(coverage, 1e-3), 0.0).astype(np.float32)
-    out = {c: target.with_data(np.minimum(w * scale, 1.0)) for c, w in zip(wanted, warped)}
+    out = {c: target.with_data(np.minimum(w * scale, 1.0)) for c, w in zip(wanted, warped[:-1])}
     out["coverage"] = target.with_data(coverage)
     return out

@@ -34,6 +34,7 @@ from skullseg.atlas import (
     _clipped,
     _is_unsheared,
     _matrix_to_itk,
+    _renormalised,
     _to_sitk,
     warp_priors,
 )
@@ -238,8 +239,4 @@ def warp_priors_deformable(
             mid, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True
         )  # nearest-neighbour extrapolation at the grid's edge
         warped.append(sitk.GetArrayFromImage(fine))
-    coverage = np.clip(warped.pop(), 0.0, 1.0)
-    scale = np.where(coverage > 1e-3, 1.0 / np.maximum(coverage, 1e-3), 0.0).astype(np.float32)
-    out = {c: target.with_data(np.minimum(w * scale, 1.0)) for c, w in zip(wanted, warped)}
-    out["coverage"] = target.with_data(coverage)
-    return out
+    return _renormalised(target, wanted, warped)
