@@ -10,9 +10,9 @@ template (moving), at 8 then 4 mm. The result is kept as a displacement field on
 4 mm grid. Mutual information cannot tell CSF from bone in a T1, but it aligns the brain,
 the scalp and the face, and with them the atlas's cisterns and skull base.
 
-Measured (BENCHMARKS.md, session 14): the warped skull prior's overlap with the
-reference bone went 0.62 -> 0.67 on mne_sample and 0.63 -> 0.69 on colin27 (prior > 0.5),
-and its intracranial prior 0.951 -> 0.961 and 0.960 -> 0.964.
+Measured (BENCHMARKS.md, session 14, with a slower 3 mm fit): the warped skull prior's
+overlap with the reference bone went 0.62 -> 0.67 on mne_sample and 0.63 -> 0.69 on colin27
+(prior > 0.5), and its intracranial prior 0.951 -> 0.961 and 0.960 -> 0.964.
 """
 
 from __future__ import annotations
@@ -223,6 +223,13 @@ def warp_priors_deformable(
     field onto a ``step_mm`` grid (the atlas's own resolution) and then interpolated
     linearly onto ``target``: a few seconds for a 256³ grid, where pulling every voxel
     through the field would take ten times as long.
+
+    Examples
+    --------
+    >>> warp, _ = refine_atlas_fit(atlas, t1, transform, head)  # doctest: +SKIP
+    >>> priors = warp_priors_deformable(atlas, warp, t1, ("csf", "skull"))  # doctest: +SKIP
+    >>> sorted(priors)  # doctest: +SKIP
+    ['coverage', 'csf', 'skull']
     """
     if not _is_unsheared(target.affine):
         return warp_priors(atlas, warp.atlas_from_subject, target, classes)
