@@ -78,9 +78,15 @@ def cisterns_from_atlas(
     cand = (lab == SKULL) & (z_mm < below_z_mm)[None, None, :]
     cand &= (csf > min_prior) & (csf > ratio * skull)
     if margin_mm > 0 and cand.any():
-        outside = ~np.isin(lab, [SKULL, CSF, BRAIN])
-        depth = ndi.distance_transform_edt(~outside, sampling=labels.zooms_mm)
-        cand &= depth > margin_mm
+        # the depth test needs only the candidates' box, padded past the margin
+        pad = [int(np.ceil(margin_mm / z)) + 1 for z in labels.zooms_mm]
+        idx = np.argwhere(cand)
+        box = tuple(
+            slice(max(lo - p, 0), hi + p + 1) for lo, hi, p in zip(idx.min(0), idx.max(0), pad)
+        )
+        inside = np.isin(lab[box], [SKULL, CSF, BRAIN])
+        depth = ndi.distance_transform_edt(inside, sampling=labels.zooms_mm)
+        cand[box] &= depth > margin_mm
     intra = (lab == CSF) | (lab == BRAIN)
     comp, _ = ndi.label(cand | intra)
     keep = np.unique(comp[intra])
