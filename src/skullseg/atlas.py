@@ -143,17 +143,25 @@ def _matrix_to_itk(m: NDArray[np.float64], centre: NDArray[np.float64]) -> sitk.
 
 
 # -- registration --------------------------------------------------------------------------------
-def _block_mean(vol: Volume, target_mm: float) -> Volume:
-    """Average blocks of whole voxels so that each edge approaches ``target_mm``."""
+def _block_grid(vol: Volume, target_mm: float) -> tuple[list[int], list[int], NDArray]:
+    """Block factors, shape and affine of :func:`_block_mean`'s grid (factors 1 if too small)."""
     f = [max(1, int(target_mm / z + 0.25)) for z in vol.zooms_mm]
     shape = [s // k for s, k in zip(vol.shape, f)]
     if min(shape) < 2:
-        return vol.with_data(vol.data.astype(np.float32))
-    data = vol.data[: shape[0] * f[0], : shape[1] * f[1], : shape[2] * f[2]].astype(np.float32)
-    data = data.reshape(shape[0], f[0], shape[1], f[1], shape[2], f[2]).mean(axis=(1, 3, 5))
+        return [1, 1, 1], list(vol.shape), vol.affine
     step = np.diag([*map(float, f), 1.0])
     step[:3, 3] = (np.asarray(f) - 1) / 2.0
-    return Volume(data, vol.affine @ step)
+    return f, shape, vol.affine @ step
+
+
+def _block_mean(vol: Volume, target_mm: float) -> Volume:
+    """Average blocks of whole voxels so that each edge approaches ``target_mm``."""
+    f, shape, affine = _block_grid(vol, target_mm)
+    if f == [1, 1, 1]:
+        return Volume(vol.data.astype(np.float32), affine)
+    data = vol.data[: shape[0] * f[0], : shape[1] * f[1], : shape[2] * f[2]].astype(np.float32)
+    data = data.reshape(shape[0], f[0], shape[1], f[1], shape[2], f[2]).mean(axis=(1, 3, 5))
+    return Volume(data, affine)
 
 
 def _foreground(vol: Volume) -> NDArray[np.bool_]:

@@ -30,6 +30,7 @@ from skullseg.atlas import (
     _FLIP,
     CLASSES,
     Atlas,
+    _block_grid,
     _block_mean,
     _clipped,
     _is_unsheared,
@@ -235,8 +236,8 @@ def warp_priors_deformable(
         return warp_priors(atlas, warp.atlas_from_subject, target, classes)
     wanted = [c for c in CLASSES if c in classes]
     tx = _field_transform(warp)
-    empty = target.with_data(np.zeros(target.shape, np.float32))
-    coarse = _to_sitk(_block_mean(empty, step_mm), reference_only=True)
+    _, shape, affine = _block_grid(target, step_mm)
+    coarse = _to_sitk(Volume(np.zeros(shape, np.uint8), affine), reference_only=True)
     ref = _to_sitk(target, reference_only=True)
     stack = [atlas.priors[c].data for c in wanted] + [np.ones(atlas.template.shape, np.float32)]
     warped = []

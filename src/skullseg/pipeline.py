@@ -217,13 +217,13 @@ def segment(
 
     cistern_priors: dict[str, Volume] | None = None
     deforming = None
-    deform_pool = ThreadPoolExecutor(max_workers=1)
     if transform is not None and deformable_atlas and t2 is None and t1_weighted:
         if side:
+            deform_pool = ThreadPoolExecutor(max_workers=1)
             deforming = deform_pool.submit(deformed)
+            deform_pool.shutdown(wait=False)  # the submitted job still runs to its end
         else:
             cistern_priors = deformed()
-    deform_pool.shutdown(wait=False)  # a submitted job still runs to its end
     allowed = None if priors is None else intracranial_prior_region(priors)
     with timer.stage("brain mask"):
         levels = brain_levels(work, head)

@@ -17,7 +17,6 @@ from .volume import Volume
 
 __all__ = [
     "affine_priors",
-    "atlas_priors",
     "deformed_priors",
     "fit_atlas",
     "intracranial_prior_region",
@@ -54,24 +53,6 @@ def affine_priors(
     from .atlas import load_atlas, warp_priors
 
     return warp_priors(load_atlas(), transform, work, classes=classes)
-
-
-def atlas_priors(
-    work: Volume,
-    head: Volume,
-    *,
-    classes: tuple[str, ...] = ("brain", "csf", "air"),
-    min_head_dice: float = 0.8,
-) -> tuple[dict[str, Volume] | None, str]:
-    """Register the whole-head atlas to ``work`` (affine) and warp the priors of ``classes``.
-
-    Returns ``(None, warning)`` when the atlas does not fit the head well
-    (head Dice below ``min_head_dice``), so a bad registration never constrains.
-    """
-    transform, note = fit_atlas(work, head, min_head_dice=min_head_dice)
-    if transform is None:
-        return None, note
-    return affine_priors(work, transform, classes), ""
 
 
 def deformed_priors(
