@@ -9,6 +9,7 @@ import scipy.ndimage as ndi
 import SimpleITK as sitk
 
 from skullseg import atlas as at
+from skullseg import sitkgrid
 from skullseg.phantom import make_phantom
 from skullseg.volume import Volume
 
@@ -64,18 +65,18 @@ def test_load_atlas(atlas):
 def test_sitk_bridge_uses_lps():
     affine = np.array([[0, -2.0, 0, 10], [0, 0, 3.0, -5], [1.5, 0, 0, 7], [0, 0, 0, 1]])
     vol = Volume(np.random.default_rng(0).random((4, 5, 6)).astype(np.float32), affine)
-    img = at._to_sitk(vol)
+    img = sitkgrid.to_sitk(vol)
     for ijk in [(0, 0, 0), (1, 2, 3), (3, 4, 5)]:
         lps = img.TransformIndexToPhysicalPoint(ijk[::-1])
         ras = vol.voxel_to_world([ijk])[0]
         np.testing.assert_allclose(lps, ras * [-1, -1, 1], atol=1e-9)
         assert img.GetPixel(ijk[::-1]) == pytest.approx(vol.data[ijk])
     m = _known_affine()
-    back = at._itk_to_matrix(at._matrix_to_itk(m, np.array([3.0, -4.0, 5.0])))
+    back = sitkgrid.itk_to_matrix(sitkgrid.matrix_to_itk(m, np.array([3.0, -4.0, 5.0])))
     np.testing.assert_allclose(back, m, atol=1e-9)
     tx = sitk.Euler3DTransform([1.0, 2.0, 3.0], 0.1, 0.2, 0.3, [4.0, 5.0, 6.0])
     p = np.array([7.0, -8.0, 9.0])
-    np.testing.assert_allclose(at._itk_to_matrix(tx)[:3] @ np.r_[p, 1], tx.TransformPoint(p))
+    np.testing.assert_allclose(sitkgrid.itk_to_matrix(tx)[:3] @ np.r_[p, 1], tx.TransformPoint(p))
 
 
 def test_warp_priors_matches_reference(atlas):

@@ -116,6 +116,7 @@ def test_shell_mesh_and_ply(phantom_file, tmp_path):
                 "--mesh-format",
                 "ply",
                 "--cranium-only",
+                "--no-atlas-refinement",
                 "--voxel-mm",  # the shell comes from the surfaces: any grid will do
                 "2",
             ]
@@ -130,3 +131,5 @@ def test_shell_mesh_and_ply(phantom_file, tmp_path):
     assert rep["skull_mesh"]["self_intersecting"] is False
     assert rep["options"]["skull_mesh"] == "shell"
     assert rep["options"]["cranium_only"] is True
+    assert rep["options"]["atlas_refinement"] is False
+    assert "atlas refinement" not in rep["timings_s"]

@@ -30,13 +30,21 @@ from numpy.typing import NDArray
 from skullseg.conform import resample_to_grid, working_grid
 from skullseg.morphology import centre_of_mass, fill_holes
 from skullseg.parallel import itk_single_thread
+from skullseg.sitkgrid import (
+    FLIP,
+    block_mean,
+    clipped_image,
+    is_unsheared,
+    itk_to_matrix,
+    matrix_to_itk,
+    to_sitk,
+)
 from skullseg.volume import Volume
 
-__all__ = ["CLASSES", "Atlas", "load_atlas", "register_atlas", "warp_priors"]
+__all__ = ["CLASSES", "Atlas", "load_atlas", "register_atlas", "renormalised", "warp_priors"]
 
 #: prior classes, in the order they are stored.
 CLASSES: tuple[str, ...] = ("air", "brain", "csf", "skull", "soft", "eyes")
-_FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS, its own inverse
 #: starting rotations (axis, degrees; 0 = x, pitch): an upright head, tilted or turned.
 _TILTS = (
     [(0, 0.0)]
@@ -96,74 +104,7 @@ def load_atlas() -> Atlas:
     return Atlas(template, priors, json.loads(str(z["info"])))
 
 
-# -- SimpleITK bridges -----------------------------------------------------------------------------
-def _is_unsheared(affine: NDArray, tol: float = 1e-4) -> bool:
-    """True when the affine's columns are orthogonal (what ITK's direction needs)."""
-    cols = affine[:3, :3] / np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    return bool(np.allclose(cols.T @ cols, np.eye(3), atol=tol))
-
-
-def _to_sitk(vol: Volume, reference_only: bool = False) -> sitk.Image:
-    """A float32 SimpleITK image (LPS physical space) of an unsheared Volume, no copy-transpose.
-
-    The numpy array goes in as is: ITK's fastest axis (x) is then the Volume's last axis,
-    so ITK index ``(x, y, z)`` is voxel ``(k, j, i)`` and the geometry is permuted to
-    match. With ``reference_only``, an empty image on the Volume's grid (for resampling).
-    """
-    lps = (_FLIP @ vol.affine)[:, [2, 1, 0, 3]]
-    zooms = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
-    if reference_only:
-        img = sitk.Image([int(s) for s in vol.shape[::-1]], sitk.sitkFloat32)
-    else:
-        img = sitk.GetImageFromArray(np.ascontiguousarray(vol.data, dtype=np.float32))
-    img.SetSpacing([float(z) for z in zooms])
-    img.SetOrigin([float(o) for o in lps[:3, 3]])
-    img.SetDirection([float(d) for d in (lps[:3, :3] / zooms).ravel()])
-    return img
-
-
-def _itk_to_matrix(tx: sitk.Transform) -> NDArray[np.float64]:
-    """4x4 matrix of an ITK matrix-offset transform (fixed -> moving physical points)."""
-    tx = tx.Downcast()
-    if isinstance(tx, sitk.CompositeTransform):
-        tx = tx.GetNthTransform(0).Downcast()
-    m = np.eye(4)
-    m[:3, :3] = np.reshape(tx.GetMatrix(), (3, 3))
-    centre = np.asarray(tx.GetCenter())
-    m[:3, 3] = np.asarray(tx.GetTranslation()) + centre - m[:3, :3] @ centre
-    return m
-
-
-def _matrix_to_itk(m: NDArray[np.float64], centre: NDArray[np.float64]) -> sitk.AffineTransform:
-    tx = sitk.AffineTransform(3)
-    tx.SetCenter([float(c) for c in centre])
-    tx.SetMatrix([float(v) for v in m[:3, :3].ravel()])
-    tx.SetTranslation([float(v) for v in m[:3, 3] + m[:3, :3] @ centre - centre])
-    return tx
-
-
 # -- registration --------------------------------------------------------------------------------
-def _block_grid(vol: Volume, target_mm: float) -> tuple[list[int], list[int], NDArray]:
-    """Block factors, shape and affine of :func:`_block_mean`'s grid (factors 1 if too small)."""
-    f = [max(1, int(target_mm / z + 0.25)) for z in vol.zooms_mm]
-    shape = [s // k for s, k in zip(vol.shape, f)]
-    if min(shape) < 2:
-        return [1, 1, 1], list(vol.shape), vol.affine
-    step = np.diag([*map(float, f), 1.0])
-    step[:3, 3] = (np.asarray(f) - 1) / 2.0
-    return f, shape, vol.affine @ step
-
-
-def _block_mean(vol: Volume, target_mm: float) -> Volume:
-    """Average blocks of whole voxels so that each edge approaches ``target_mm``."""
-    f, shape, affine = _block_grid(vol, target_mm)
-    if f == [1, 1, 1]:
-        return Volume(vol.data.astype(np.float32), affine)
-    data = vol.data[: shape[0] * f[0], : shape[1] * f[1], : shape[2] * f[2]].astype(np.float32)
-    data = data.reshape(shape[0], f[0], shape[1], f[1], shape[2], f[2]).mean(axis=(1, 3, 5))
-    return Volume(data, affine)
-
-
 def _foreground(vol: Volume) -> NDArray[np.bool_]:
     """A crude head mask: above a fraction of the bright level, largest part, holes filled."""
     d = vol.data
@@ -276,14 +217,9 @@ def _head_dice(sub: Volume, sub_fg: NDArray, atlas: Atlas, t_ras: NDArray) -> fl
     return best
 
 
-def _clipped(vol: Volume) -> sitk.Image:
-    lo, hi = np.percentile(vol.data, [0.5, 99.5])
-    return _to_sitk(vol.with_data(np.clip(vol.data, lo, hi)))
-
-
 def _similarity(m: NDArray, centre: NDArray, rigid: bool = False) -> sitk.Transform:
     """An ITK similarity (or, with ``rigid``, Euler) transform from an LPS 4x4 matrix."""
-    aff = _matrix_to_itk(m, centre)
+    aff = matrix_to_itk(m, centre)
     tx = sitk.Euler3DTransform() if rigid else sitk.Similarity3DTransform()
     tx.SetCenter(aff.GetCenter())
     tx.SetMatrix(aff.GetMatrix(), 1e-4)
@@ -299,17 +235,17 @@ class _Fitter:
     """
 
     def __init__(self, atlas: Atlas, image: Volume, work_mm: float, seed: int) -> None:
-        fixed = _block_mean(atlas.template, work_mm)
-        near = ndi.binary_dilation(_block_mean(atlas.head_mask(), work_mm).data > 0.5, iterations=2)
-        self.fixed = _to_sitk(fixed)
-        self.mask = sitk.Cast(_to_sitk(fixed.with_data(near)), sitk.sitkUInt8)
-        self.centre = (_FLIP @ np.r_[_centre(fixed, near, None), 1.0])[:3]
-        sub = _block_mean(image, 0.75 * work_mm)
-        self.moving = _clipped(sub)
+        fixed = block_mean(atlas.template, work_mm)
+        near = ndi.binary_dilation(block_mean(atlas.head_mask(), work_mm).data > 0.5, iterations=2)
+        self.fixed = to_sitk(fixed)
+        self.mask = sitk.Cast(to_sitk(fixed.with_data(near)), sitk.sitkUInt8)
+        self.centre = (FLIP @ np.r_[_centre(fixed, near, None), 1.0])[:3]
+        sub = block_mean(image, 0.75 * work_mm)
+        self.moving = clipped_image(sub)
         # screening pair: pre-averaged to 2x work_mm, no smoothing, no mask (outline counts)
         self.coarse = (
-            _to_sitk(_block_mean(atlas.template, 2 * work_mm)),
-            _clipped(_block_mean(sub, 1.5 * work_mm)),
+            to_sitk(block_mean(atlas.template, 2 * work_mm)),
+            clipped_image(block_mean(sub, 1.5 * work_mm)),
         )
         self.seed = seed
 
@@ -318,14 +254,14 @@ class _Fitter:
         tx = _similarity(m, self.centre, rigid=True)
         opts = {"step_mm": 4.0, "iterations": _SCREEN_ITERATIONS, "sampling": 0.5}
         tx, value = _run(*self.coarse, tx, [(1, 0.0)], self.seed, None, **opts)
-        return _itk_to_matrix(tx), value
+        return itk_to_matrix(tx), value
 
     def similarity(self, m: NDArray) -> tuple[NDArray, float]:
         """Similarity fit (rotation, translation, isotropic scale) at 2x work_mm."""
         tx = _similarity(m, self.centre)
         opts = {"step_mm": 4.0, "iterations": 60}
         tx, value = _run(self.fixed, self.moving, tx, [(2, 4.0)], self.seed, self.mask, **opts)
-        return _itk_to_matrix(tx), value
+        return itk_to_matrix(tx), value
 
     def fit(self, starts: list[NDArray], keep: int = 3) -> tuple[NDArray, float]:
         """Screen ``starts``, refine the ``keep`` best as similarities, then fit a 12-dof
@@ -333,9 +269,9 @@ class _Fitter:
         """
         screened = sorted((self.screen(m) for m in starts), key=lambda r: r[1])
         best = min((self.similarity(m) for m, _ in screened[:keep]), key=lambda r: r[1])
-        aff = _matrix_to_itk(best[0], self.centre)
+        aff = matrix_to_itk(best[0], self.centre)
         tx, value = _run(self.fixed, self.moving, aff, [(2, 4.0), (1, 2.0)], self.seed, self.mask)
-        return _itk_to_matrix(tx), value
+        return itk_to_matrix(tx), value
 
 
 def register_atlas(
@@ -382,9 +318,9 @@ def register_atlas(
         sound), ``seconds``, ``n_starts``, ``scale`` (atlas-to-subject size ratio).
     """
     t0 = time.perf_counter()
-    if not _is_unsheared(image.affine):
+    if not is_unsheared(image.affine):
         image = resample_to_grid(image, working_grid(image, min(image.zooms_mm)), order=1)
-    sub = _block_mean(image, 0.75 * work_mm)
+    sub = block_mean(image, 0.75 * work_mm)
     if head_mask is not None:
         mask = head_mask.with_data((head_mask.data > 0).astype(np.float32))
         sub_fg = resample_to_grid(mask, sub, order=1).data > 0.5
@@ -392,8 +328,8 @@ def register_atlas(
         sub_fg = _foreground(sub)
     starts = _starts(sub, sub_fg, atlas, _TILTS) + _starts(sub, sub_fg, atlas, _TURNS, False)
     with itk_single_thread():  # pyramid filters too: determinism
-        lps, value = _Fitter(atlas, image, work_mm, seed).fit([_FLIP @ m @ _FLIP for m in starts])
-    atlas_from_subject = np.linalg.inv(_FLIP @ lps @ _FLIP)
+        lps, value = _Fitter(atlas, image, work_mm, seed).fit([FLIP @ m @ FLIP for m in starts])
+    atlas_from_subject = np.linalg.inv(FLIP @ lps @ FLIP)
     info = {
         "metric": value,
         "head_dice": _head_dice(sub, sub_fg, atlas, atlas_from_subject),
@@ -434,20 +370,20 @@ def warp_priors(
     wanted = [c for c in CLASSES if c in classes]
     stack = [atlas.priors[c].data for c in wanted] + [np.ones(atlas.template.shape, np.float32)]
     transform = np.asarray(transform, dtype=np.float64)
-    if _is_unsheared(target.affine):  # ITK: multi-threaded
-        lps = _matrix_to_itk(_FLIP @ transform @ _FLIP, np.zeros(3))
-        ref = _to_sitk(target, reference_only=True)
-        moving = [_to_sitk(atlas.template.with_data(d)) for d in stack]
+    if is_unsheared(target.affine):  # ITK: multi-threaded
+        lps = matrix_to_itk(FLIP @ transform @ FLIP, np.zeros(3))
+        ref = to_sitk(target, reference_only=True)
+        moving = [to_sitk(atlas.template.with_data(d)) for d in stack]
         warped = [
             sitk.GetArrayFromImage(sitk.Resample(m, ref, lps, sitk.sitkLinear)) for m in moving
         ]
     else:  # the atlas grid placed in the subject's world, then scipy
         placed = np.linalg.inv(transform) @ atlas.template.affine
         warped = [resample_to_grid(Volume(d, placed), target, order=1).data for d in stack]
-    return _renormalised(target, wanted, warped)
+    return renormalised(target, wanted, warped)
 
 
-def _renormalised(target: Volume, wanted: list[str], warped: list[NDArray]) -> dict[str, Volume]:
+def renormalised(target: Volume, wanted: list[str], warped: list[NDArray]) -> dict[str, Volume]:
     """Pulled priors (and, last in ``warped``, the pulled coverage) divided by the coverage.
 
     The stored priors sum to exactly 1, so linearly pulled ones sum to the coverage.

@@ -109,6 +109,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "T2 inputs are always cranium-only)",
     )
     p.add_argument(
+        "--no-atlas-refinement",
+        dest="atlas_refinement",
+        action="store_false",
+        help="keep the atlas's affine fit (no B-spline refinement, so no atlas cisterns at "
+        "the skull base): a little faster and leaner, slightly less accurate there",
+    )
+    p.add_argument(
         "--skull-mesh",
         choices=["anatomical", "shell"],
         default="anatomical",
@@ -292,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 skull_mesh=args.skull_mesh,
                 mesh_format=args.mesh_format,
                 cranium_only=args.cranium_only,
+                atlas_refinement=args.atlas_refinement,
             )
             print(f"skullseg: outputs in {args.outdir}; report: {args.outdir / 'report.html'}")
         elif args.command == "demo":

@@ -26,21 +26,18 @@ import scipy.ndimage as ndi
 import SimpleITK as sitk
 from numpy.typing import NDArray
 
-from skullseg.atlas import (
-    _FLIP,
-    CLASSES,
-    Atlas,
-    _block_grid,
-    _block_mean,
-    _clipped,
-    _is_unsheared,
-    _matrix_to_itk,
-    _renormalised,
-    _to_sitk,
-    warp_priors,
-)
+from skullseg.atlas import CLASSES, Atlas, renormalised, warp_priors
 from skullseg.conform import resample_to_grid
 from skullseg.parallel import itk_single_thread
+from skullseg.sitkgrid import (
+    FLIP,
+    block_grid,
+    block_mean,
+    clipped_image,
+    is_unsheared,
+    matrix_to_itk,
+    to_sitk,
+)
 from skullseg.volume import Volume
 
 __all__ = ["AtlasWarp", "refine_atlas_fit", "warp_priors_deformable"]
@@ -79,12 +76,12 @@ class AtlasWarp:
 def _field_transform(warp: AtlasWarp) -> sitk.Transform:
     """The ITK transform (subject LPS -> atlas LPS) of ``warp``: field, then affine."""
     lps = warp.displacement_mm * np.array([-1.0, -1.0, 1.0], np.float32)  # RAS -> LPS
-    ref = _to_sitk(warp.grid, reference_only=True)
-    # the array's axes are the Volume's, as _to_sitk expects; components are physical
+    ref = to_sitk(warp.grid, reference_only=True)
+    # the array's axes are the Volume's, as to_sitk expects; components are physical
     field = sitk.GetImageFromArray(np.ascontiguousarray(lps, np.float64), isVector=True)
     field.CopyInformation(ref)
     dft = sitk.DisplacementFieldTransform(field)
-    aff = _matrix_to_itk(_FLIP @ warp.atlas_from_subject @ _FLIP, np.zeros(3))
+    aff = matrix_to_itk(FLIP @ warp.atlas_from_subject @ FLIP, np.zeros(3))
     return sitk.CompositeTransform([aff, dft])
 
 
@@ -143,16 +140,16 @@ def refine_atlas_fit(
     """
     t0 = time.perf_counter()
     info: dict = {"accepted": False}
-    if not _is_unsheared(image.affine):
+    if not is_unsheared(image.affine):
         return None, info | {"reason": "sheared grid"}
-    sub = _block_mean(image, work_mm)
-    fixed = _clipped(sub)
+    sub = block_mean(image, work_mm)
+    fixed = clipped_image(sub)
     mask = head_mask.with_data((head_mask.data > 0).astype(np.float32))
     near = ndi.binary_dilation(resample_to_grid(mask, sub, order=1).data > 0.5, iterations=2)
     if near.sum() < 1000:
         return None, info | {"reason": "head mask too small"}
-    moving = _to_sitk(atlas.template)
-    aff = _matrix_to_itk(_FLIP @ np.asarray(atlas_from_subject) @ _FLIP, np.zeros(3))
+    moving = to_sitk(atlas.template)
+    aff = matrix_to_itk(FLIP @ np.asarray(atlas_from_subject) @ FLIP, np.zeros(3))
     extent = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
     mesh = [max(2, int(round(e / control_spacing_mm))) for e in extent]
     bspline = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
@@ -161,7 +158,7 @@ def refine_atlas_fit(
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(sampling, seed + 1)  # seed 0 would mean "wall clock"
-    fixed_mask = _to_sitk(sub.with_data(near.astype(np.float32)))
+    fixed_mask = to_sitk(sub.with_data(near.astype(np.float32)))
     reg.SetMetricFixedMask(sitk.Cast(fixed_mask, sitk.sitkUInt8))
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsLBFGSB(
@@ -232,19 +229,19 @@ def warp_priors_deformable(
     >>> sorted(priors)  # doctest: +SKIP
     ['coverage', 'csf', 'skull']
     """
-    if not _is_unsheared(target.affine):
+    if not is_unsheared(target.affine):
         return warp_priors(atlas, warp.atlas_from_subject, target, classes)
     wanted = [c for c in CLASSES if c in classes]
     tx = _field_transform(warp)
-    _, shape, affine = _block_grid(target, step_mm)
-    coarse = _to_sitk(Volume(np.zeros(shape, np.uint8), affine), reference_only=True)
-    ref = _to_sitk(target, reference_only=True)
+    _, shape, affine = block_grid(target, step_mm)
+    coarse = to_sitk(Volume(np.zeros(shape, np.uint8), affine), reference_only=True)
+    ref = to_sitk(target, reference_only=True)
     stack = [atlas.priors[c].data for c in wanted] + [np.ones(atlas.template.shape, np.float32)]
     warped = []
     for d in stack:
-        mid = sitk.Resample(_to_sitk(atlas.template.with_data(d)), coarse, tx, sitk.sitkLinear)
+        mid = sitk.Resample(to_sitk(atlas.template.with_data(d)), coarse, tx, sitk.sitkLinear)
         fine = sitk.Resample(
             mid, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True
         )  # nearest-neighbour extrapolation at the grid's edge
         warped.append(sitk.GetArrayFromImage(fine))
-    return _renormalised(target, wanted, warped)
+    return renormalised(target, wanted, warped)

@@ -338,6 +338,7 @@ def run(
     skull_mesh: str = "anatomical",
     mesh_format: str = "stl",
     cranium_only: bool = False,
+    atlas_refinement: bool = True,
 ) -> dict:
     """Segment one image file and write the output contract into ``outdir``.
 
@@ -352,7 +353,9 @@ def run(
     ``"shell"`` (outer skull plus inverted inner skull); ``mesh_format`` adds a
     ``skull.ply`` or ``skull.obj`` beside the contract's ``skull.stl``.
     ``cranium_only`` leaves the facial skeleton, mandible and spine out of the
-    skull label (they are found on T1 inputs only).
+    skull label (they are found on T1 inputs only). ``atlas_refinement=False`` skips the
+    B-spline refinement of the atlas fit (and with it the atlas's basal cisterns): about
+    5 s less CPU time (1–2 s of wall time with two CPUs) and 0.2 GB less peak memory.
 
     Returns
     -------
@@ -397,6 +400,7 @@ def run(
             t2=t2,
             facial_bone=not cranium_only,
             t1_weighted=modality != "t2",
+            deformable_atlas=atlas_refinement,
         )
     result.warnings[:0] = pre_warnings
     if result.failures and not allow_implausible:
@@ -415,6 +419,7 @@ def run(
         "skull_mesh": skull_mesh,
         "mesh_format": mesh_format,
         "cranium_only": cranium_only,
+        "atlas_refinement": atlas_refinement,
     }
     with atomic_output_dir(outdir, force) as tmp:
         report = write_outputs(
