@@ -108,10 +108,11 @@ def write_outputs(
     from .qc import label_volumes_ml
     from .report_html import write_report_html
 
-    with progress.stage("write volumes"):
-        save_nifti(result.labels, folder / "labels.nii.gz", dtype=np.uint8)
-        save_nifti(result.skull_mask, folder / "skull_mask.nii.gz", dtype=np.uint8)
-        L.write_labels_tsv(folder / "labels.tsv")
+    def volumes() -> None:
+        with progress.stage("write volumes"):
+            save_nifti(result.labels, folder / "labels.nii.gz", dtype=np.uint8)
+            save_nifti(result.skull_mask, folder / "skull_mask.nii.gz", dtype=np.uint8)
+            L.write_labels_tsv(folder / "labels.tsv")
 
     def skull_mesh() -> tuple:
         with progress.stage("skull mesh"):
@@ -133,9 +134,11 @@ def write_outputs(
     if cpu_threads(2) > 1:
         with ThreadPoolExecutor(max_workers=1) as pool:
             meshing = pool.submit(skull_mesh)
+            volumes()
             rest = _write_rest(result, folder, input_path, options, progress, image)
             mesh, mesh_facts = meshing.result()
     else:
+        volumes()
         mesh, mesh_facts = skull_mesh()
         rest = _write_rest(result, folder, input_path, options, progress, image)
     bem, bem_facts, thickness, vt, shown, ico, gap = rest

@@ -78,9 +78,9 @@ def pinched_vertices(faces: NDArray) -> NDArray[np.int64]:
     keys, ids = np.unique(centre[:, None] * n + ends, return_inverse=True)
     ids = ids.reshape(-1, 2)
     link = sparse.coo_matrix((np.ones(len(ids)), (ids[:, 0], ids[:, 1])), (len(keys),) * 2)
-    _, fan = connected_components(link, directed=False)
-    owner_fan = np.unique(np.stack([keys // n, fan], axis=1), axis=0)
-    return np.flatnonzero(np.bincount(owner_fan[:, 0], minlength=n) > 1).astype(np.int64)
+    n_fans, fan = connected_components(link, directed=False)
+    owner_fan = np.unique((keys // n) * n_fans + fan)  # one entry per (vertex, fan)
+    return np.flatnonzero(np.bincount(owner_fan // n_fans, minlength=n) > 1).astype(np.int64)
 
 
 def _pinch_free(faces: NDArray) -> bool:
@@ -97,10 +97,10 @@ def _compact(vertices: NDArray, faces: NDArray) -> tuple[NDArray, NDArray]:
 def defect_vertices(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
     """Vertices where ``(vertices, faces)`` is not a closed, crossing-free 2-manifold.
 
-    Checked in order of cost, and only the first kind found is returned: vertices of edges
-    not shared by exactly two faces, of degenerate faces and of duplicated faces; then
-    pinched vertices (:func:`pinched_vertices`); then the vertices of triangles that cross
-    another triangle (:func:`skullseg.geometry.crossing_pairs`). Empty means none of these.
+    All kinds at once: vertices of edges not shared by exactly two faces, of degenerate
+    faces and of duplicated faces; pinched vertices (:func:`pinched_vertices`); and the
+    vertices of triangles that cross another triangle
+    (:func:`skullseg.geometry.crossing_pairs`). Empty means none of these.
 
     Examples
     --------
@@ -120,12 +120,9 @@ def defect_vertices(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
         (fs[:, 0] * n + fs[:, 1]) * n + fs[:, 2], return_inverse=True, return_counts=True
     )
     bad_face = (counts[inverse] > 1) | (fs[:, 0] == fs[:, 1]) | (fs[:, 1] == fs[:, 2])
-    found = np.concatenate([start[open_edge], end[open_edge], faces[bad_face].ravel()])
-    if not len(found):
-        found = pinched_vertices(faces)
-    if not len(found):
-        found = faces[crossing_pairs(vertices, faces).ravel()].ravel()
-    return np.unique(found).astype(np.int64)
+    found = [start[open_edge], end[open_edge], faces[bad_face].ravel(), pinched_vertices(faces)]
+    found.append(faces[crossing_pairs(vertices, faces).ravel()].ravel())
+    return np.unique(np.concatenate(found)).astype(np.int64)
 
 
 def _strays(v: NDArray, f: NDArray, original: NDArray, mapping: NDArray) -> NDArray[np.int64]:
@@ -140,7 +137,9 @@ def _strays(v: NDArray, f: NDArray, original: NDArray, mapping: NDArray) -> NDAr
 def _split_off(v: NDArray, f: NDArray, body: NDArray, mapping: NDArray) -> NDArray[np.int64]:
     """Vertices of decimated pieces that split off an original body (all but its largest)."""
     piece = _vertex_bodies(len(v), f)
-    pairs = np.unique(np.stack([body, piece[mapping]], axis=1), axis=0)
+    n_pieces = int(piece.max()) + 1
+    key = np.unique(body * n_pieces + piece[mapping])  # one entry per (body, piece)
+    pairs = np.stack([key // n_pieces, key % n_pieces], axis=1)
     size = np.bincount(piece[f[:, 0]], minlength=piece.max() + 1)
     order = np.lexsort((-size[pairs[:, 1]], pairs[:, 0]))  # per body, largest piece first
     pairs = pairs[order]
@@ -210,11 +209,11 @@ def decimate(
         for _ in range(max_rounds):
             v, f, mapping = replay_simplification(vertices, faces, collapses[keep])
             v, f = np.asarray(v, np.float64), np.asarray(f, np.int64)
+            # a stray vertex first (its triangles would swamp the crossing test's grid),
+            # then every other kind of defect at once, so that one replay fixes them all
             bad = _strays(v, f, vertices, mapping)
             if not len(bad):
-                bad = defect_vertices(v, f)
-            if not len(bad):
-                bad = _split_off(v, f, body, mapping)
+                bad = np.union1d(defect_vertices(v, f), _split_off(v, f, body, mapping))
             if not len(bad):
                 break
             near = np.isin(mapping, bad)
