@@ -254,6 +254,11 @@ def segment(
         )
     with timer.stage("labels"):
         h = skin.data > 0
+        tracing = None
+        if t1_weighted and side:  # the spinal canal needs no surface: beside the masks
+            cord_pool = ThreadPoolExecutor(max_workers=1)
+            tracing = cord_pool.submit(spinal_cord, work, h, brain.data > 0, dark_threshold=dark)
+            cord_pool.shutdown(wait=False)
         inner, outer = surfaces.inside_all(work)
         inner &= h
         outer = (outer & h) | inner
@@ -268,7 +273,9 @@ def segment(
         no_air = inner | (outer & ~sinus)
         air = air_cavities(work, h, no_air, air_threshold=p.air_fraction * levels.wm)
         canal = other = None
-        if t1_weighted:
+        if tracing is not None:
+            _, canal = tracing.result()
+        elif t1_weighted:
             _, canal = spinal_cord(work, h, brain.data > 0, dark_threshold=dark)
         if facial_bone and t1_weighted:
             other = extracranial_bone(
