@@ -10,8 +10,8 @@ Transforms are 4x4 world-to-world matrices in RAS mm. :func:`register_atlas` ret
 point ``T @ x`` of the atlas world, which is what resampling the atlas onto a subject
 grid needs. Its inverse places atlas points in the subject.
 
-SimpleITK works in LPS physical coordinates: images enter ITK with x and y negated
-(``F = diag(-1, -1, 1, 1)``) and an ITK transform ``L`` becomes ``F @ L @ F`` in RAS.
+SimpleITK works in LPS physical coordinates; :mod:`skullseg.sitkgrid` holds the bridges
+(an ITK transform ``L`` becomes ``FLIP @ L @ FLIP`` in RAS).
 """
 
 from __future__ import annotations

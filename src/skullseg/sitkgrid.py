@@ -29,7 +29,6 @@ __all__ = [
 FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-# -- SimpleITK bridges -----------------------------------------------------------------------------
 def is_unsheared(affine: NDArray, tol: float = 1e-4) -> bool:
     """True when the affine's columns are orthogonal (what ITK's direction needs)."""
     cols = affine[:3, :3] / np.sqrt((affine[:3, :3] ** 2).sum(axis=0))

@@ -140,7 +140,7 @@ def _split_off(v: NDArray, f: NDArray, body: NDArray, mapping: NDArray) -> NDArr
     n_pieces = int(piece.max()) + 1
     key = np.unique(body * n_pieces + piece[mapping])  # one entry per (body, piece)
     pairs = np.stack([key // n_pieces, key % n_pieces], axis=1)
-    size = np.bincount(piece[f[:, 0]], minlength=piece.max() + 1)
+    size = np.bincount(piece[f[:, 0]], minlength=n_pieces)
     order = np.lexsort((-size[pairs[:, 1]], pairs[:, 0]))  # per body, largest piece first
     pairs = pairs[order]
     extra = pairs[np.r_[False, pairs[1:, 0] == pairs[:-1, 0]], 1]
