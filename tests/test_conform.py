@@ -67,3 +67,61 @@ def test_no_skull_closed_across_a_cut_through_the_brain(cut_head):
     assert np.mean(last[inside] == L.BRAIN) > 0.9  # brain at the cut stays brain
     d = evaluate(res.labels, truth, pred_label=L.SKULL, truth_label=L.SKULL)["dice"]
     assert d >= 0.90
+
+
+def _rotation(deg: float) -> np.ndarray:
+    a, b = np.deg2rad(deg), np.deg2rad(0.6 * deg)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    return rz @ rx
+
+
+def _shells(shape: tuple[int, int, int], affine: np.ndarray) -> Volume:
+    """Nested spheres (4 inside 2 inside 1) centred at world 0, on any grid."""
+    ijk = np.indices(shape).reshape(3, -1).astype(float)
+    r = np.linalg.norm(affine[:3, :3] @ ijk + affine[:3, 3:4], axis=0).reshape(shape)
+    lab = np.zeros(shape, np.uint8)
+    lab[r < 20.0] = 1
+    lab[r < 16.0] = 2
+    lab[r < 12.5] = 4
+    return Volume(lab, affine)
+
+
+def test_labels_go_back_to_an_oblique_grid_without_a_staircase():
+    """On a rotated 1 mm grid the vote follows the true boundary better than nearest
+    neighbour, and voting only near boundaries gives the full vote exactly."""
+    from scipy import ndimage as ndi
+
+    from skullseg.conform import _nearest_and_band, _vote, resample_to_grid, to_input_grid
+
+    work_aff = np.eye(4)
+    work_aff[:3, 3] = -24.0
+    work = _shells((49, 49, 49), work_aff)
+    obl = np.eye(4)
+    obl[:3, :3] = _rotation(10.0)
+    obl[:3, 3] = obl[:3, :3] @ np.full(3, -22.0)
+    truth = _shells((45, 45, 45), obl)
+    grid = Volume(np.zeros(truth.shape, np.uint8), obl)
+    voted = to_input_grid(work, grid).data
+    nearest = resample_to_grid(work, grid, order=0).data
+    assert (voted != truth.data).sum() < 0.8 * (nearest != truth.data).sum()
+    sigma = np.full(3, 0.5)
+    _, band = _nearest_and_band(work, grid, sigma)
+    everywhere = np.ones(grid.shape, bool)
+    vox = np.linalg.inv(work.affine) @ grid.affine
+    coords = vox[:3, :3] @ np.array(np.nonzero(everywhere), float) + vox[:3, 3:4]
+    full = _vote(work.data, coords, sigma).reshape(grid.shape)
+    np.testing.assert_array_equal(voted, full)
+    assert not band[18:27, 18:27, 18:27].any()  # deep in one label: nothing to vote
+    assert band.sum() < ndi.binary_dilation(truth.data > 0).sum()
+
+
+def test_labels_are_copied_back_when_the_grids_share_voxel_centres():
+    from skullseg.conform import shares_voxel_centres, to_input_grid
+
+    work = _shells((30, 30, 30), np.eye(4))
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flip[0, 3] = 29.0
+    grid = Volume(np.zeros((30, 30, 30), np.uint8), flip)
+    assert shares_voxel_centres(work, grid)
+    np.testing.assert_array_equal(to_input_grid(work, grid).data, work.data[::-1])
