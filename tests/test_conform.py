@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from skullseg import labels as L
-from skullseg.conform import conform, extend_grid, pad_faces, working_grid
+from skullseg.conform import (
+    _nearest_and_band,
+    _vote,
+    conform,
+    extend_grid,
+    pad_faces,
+    resample_to_grid,
+    shares_voxel_centres,
+    to_input_grid,
+    working_grid,
+)
 from skullseg.evaluate import evaluate
 from skullseg.masks import cut_faces
 from skullseg.phantom import make_phantom, reorient
@@ -90,10 +101,6 @@ def _shells(shape: tuple[int, int, int], affine: np.ndarray) -> Volume:
 def test_labels_go_back_to_an_oblique_grid_without_a_staircase():
     """On a rotated 1 mm grid the vote follows the true boundary better than nearest
     neighbour, and voting only near boundaries gives the full vote exactly."""
-    from scipy import ndimage as ndi
-
-    from skullseg.conform import _nearest_and_band, _vote, resample_to_grid, to_input_grid
-
     work_aff = np.eye(4)
     work_aff[:3, 3] = -24.0
     work = _shells((49, 49, 49), work_aff)
@@ -117,8 +124,6 @@ def test_labels_go_back_to_an_oblique_grid_without_a_staircase():
 
 
 def test_labels_are_copied_back_when_the_grids_share_voxel_centres():
-    from skullseg.conform import shares_voxel_centres, to_input_grid
-
     work = _shells((30, 30, 30), np.eye(4))
     flip = np.diag([-1.0, 1.0, 1.0, 1.0])
     flip[0, 3] = 29.0
