@@ -2,20 +2,21 @@
 
 Cases: ``mne_sample`` (skull from FLASH-made BEM surfaces), ``colin27`` (weak,
 template-based reference), simulated heads (``benchmarks/simulate.py``, exact
-truth) for each ``--sim-seeds`` value, and ``clinical``: the same simulated heads as a
+truth) for each ``--sim-seeds`` value, ``clinical``: the same simulated heads as a
 clinical scan shows them (4 mm axial slices, field of view cut 110 mm below the
-vertex), scored against the 1 mm truth. Each case runs as a subprocess under
-``/usr/bin/time -v`` (wall time, peak RSS), then ``OUT/labels.nii.gz`` (label 2 =
-skull) is compared with the reference over the whole head and over the vault
-(the top 70 mm of the reference skull), and a markdown table is printed. A second
-table scores the head (every non-zero label against the reference's) over the top
-70 mm of the reference head: where the skin ends.
+vertex), scored against the 1 mm truth, and ``oblique``: the same heads simulated on a
+grid rotated by up to ``--rotate-deg`` about each axis (truth on that grid). Each case
+runs as a subprocess under ``/usr/bin/time -v`` (wall time, peak RSS), then
+``OUT/labels.nii.gz`` (label 2 = skull) is compared with the reference over the whole
+head and over the vault (the top 70 mm of the reference skull), and a markdown table is
+printed. A second table scores the head (every non-zero label against the reference's)
+over the top 70 mm of the reference head: where the skin ends.
 
 Usage::
 
-    python benchmarks/accuracy.py [--cases mne_sample colin27 sim clinical] [--sim-seeds 0 1 2]
-        [--data DIR] [--work DIR] [--out-json FILE] [--cranium-only]
-        [--samseg --samseg-python PY]
+    python benchmarks/accuracy.py [--cases mne_sample colin27 sim clinical oblique]
+        [--sim-seeds 0 1 2] [--rotate-deg 10] [--data DIR] [--work DIR] [--out-json FILE]
+        [--cranium-only] [--samseg --samseg-python PY]
 """
 
 from __future__ import annotations
@@ -196,8 +197,11 @@ def run_samseg(case: Case, work: Path, python: str, threads: int) -> Result:
 
 
 # -- cases -----------------------------------------------------------------------------------
-def simulated_case(seed: int, work: Path) -> Case:
-    folder = work / "sim" / f"seed{seed}"
+def simulated_case(seed: int, work: Path, rotate_deg: float = 0.0) -> Case:
+    """A simulated T1 head of ``seed`` (cached under ``work``); with ``rotate_deg`` > 0 its
+    grid is oblique: rotated by up to that many degrees about each axis (``simulate.py
+    --rotate-deg``), with the truth on the same oblique grid."""
+    folder = work / "sim" / (f"seed{seed}" + (f"_rot{rotate_deg:g}" if rotate_deg > 0 else ""))
     if not ((folder / "t1.nii.gz").exists() and (folder / "truth_labels.nii.gz").exists()):
         cmd = [
             sys.executable,
@@ -208,9 +212,12 @@ def simulated_case(seed: int, work: Path) -> Case:
             str(folder),
             "--contrast",
             "t1",
+            "--rotate-deg",
+            str(rotate_deg),
         ]
         subprocess.run(cmd, check=True)
-    return Case(f"sim{seed}", folder / "t1.nii.gz", folder / "truth_labels.nii.gz", 2)
+    name = f"oblique{seed}" if rotate_deg > 0 else f"sim{seed}"
+    return Case(name, folder / "t1.nii.gz", folder / "truth_labels.nii.gz", 2)
 
 
 def clinical_case(seed: int, work: Path, slice_mm: int = 4, keep_top_mm: float = 110.0) -> Case:
@@ -250,7 +257,9 @@ def clinical_case(seed: int, work: Path, slice_mm: int = 4, keep_top_mm: float =
     return Case(f"clinical{seed}", t1_path, truth_path, 2)
 
 
-def build_cases(names: list[str], seeds: list[int], data: Path, work: Path) -> list[Case]:
+def build_cases(
+    names: list[str], seeds: list[int], data: Path, work: Path, rotate_deg: float = 10.0
+) -> list[Case]:
     cases = []
     truth = data / "truth"
     for name in names:
@@ -266,6 +275,8 @@ def build_cases(names: list[str], seeds: list[int], data: Path, work: Path) -> l
             cases += [simulated_case(seed, work) for seed in seeds]
         elif name == "clinical":
             cases += [clinical_case(seed, work) for seed in seeds]
+        elif name == "oblique":
+            cases += [simulated_case(seed, work, rotate_deg) for seed in seeds]
         else:
             raise SystemExit(f"unknown case {name!r}")
     missing = [c.name for c in cases if not (c.t1.exists() and c.truth.exists())]
@@ -342,7 +353,14 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=["mne_sample", "colin27", "sim"],
         help="mne_sample, colin27, sim, clinical (simulated heads with 4 mm axial slices and "
-        "the top 110 mm in the field of view)",
+        "the top 110 mm in the field of view), oblique (simulated heads on a grid rotated by "
+        "up to --rotate-deg about each axis)",
+    )
+    p.add_argument(
+        "--rotate-deg",
+        type=float,
+        default=10.0,
+        help="largest rotation per axis of the 'oblique' cases' grid (degrees)",
     )
     p.add_argument("--sim-seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument(
@@ -365,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
-    cases = build_cases(args.cases, args.sim_seeds, args.data, args.work)
+    cases = build_cases(args.cases, args.sim_seeds, args.data, args.work, args.rotate_deg)
     if not cases:
         print("no cases to run", file=sys.stderr)
         return 1
