@@ -20,13 +20,12 @@ from skimage.filters import threshold_otsu
 from .conform import resample_to_grid
 from .errors import InputError
 from .morphology import fill_holes
+from .sitkgrid import FLIP
 from .volume import Volume
 
 __all__ = ["to_sitk", "register_rigid", "normalised_mutual_information", "check_pairing"]
 
 log = logging.getLogger("skullseg")
-
-_FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS (its own inverse)
 
 
 def to_sitk(vol: Volume) -> sitk.Image:
@@ -40,7 +39,7 @@ def to_sitk(vol: Volume) -> sitk.Image:
     >>> img.GetSize(), img.GetOrigin(), img.GetDirection()[0]
     ((4, 5, 6), (-10.0, -20.0, 30.0), -1.0)
     """
-    lps = _FLIP @ vol.affine
+    lps = FLIP @ vol.affine
     spacing = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
     img = sitk.GetImageFromArray(
         np.ascontiguousarray(vol.data.astype(np.float32).transpose(2, 1, 0))
@@ -208,7 +207,7 @@ def register_rigid(
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     moving_from_fixed = (
-        _FLIP @ _transform_matrix(tx, _FLIP[:3, :3] @ fixed.center_world()) @ _FLIP
+        FLIP @ _transform_matrix(tx, FLIP[:3, :3] @ fixed.center_world()) @ FLIP
     )  # RAS, fixed -> moving points
     fixed_from_moving = np.linalg.inv(moving_from_fixed)
 
