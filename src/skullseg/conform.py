@@ -9,10 +9,12 @@ grid at the end, so outputs overlay the user's image exactly.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from .parallel import cpu_threads
 from .volume import Volume
 
 __all__ = [
@@ -94,6 +96,8 @@ def resample_to_grid(vol: Volume, grid: Volume, *, order: int = 1, cval: float =
     moved = _permuted_copy(data, vox, grid.shape, cval)
     if moved is not None:  # the grids share voxel centres: no interpolation needed
         return Volume(moved, grid.affine)
+    if order > 1:
+        return Volume(_spline_resample(data, vox, grid.shape, order, cval), grid.affine)
     out = ndi.affine_transform(
         data,
         vox[:3, :3],
@@ -102,9 +106,44 @@ def resample_to_grid(vol: Volume, grid: Volume, *, order: int = 1, cval: float =
         order=order,
         mode="constant",
         cval=cval,
-        prefilter=order > 1,
+        prefilter=False,
     )
     return Volume(out, grid.affine)
+
+
+def _spline_resample(
+    data: np.ndarray,
+    vox: np.ndarray,
+    shape: tuple[int, ...],
+    order: int,
+    cval: float,
+    slabs: int = 2,
+) -> np.ndarray:
+    """Spline interpolation of ``data`` at the voxels of an output grid (``vox``: output ->
+    input voxel map). The spline coefficients are computed once (float32), then the output
+    is filled in ``slabs`` fixed slabs along its first axis, on up to two threads: scipy
+    releases the GIL, and the slabs are the same whatever the thread count, so the numbers
+    are too."""
+    coef = ndi.spline_filter(data, order, output=np.float32, mode="constant")
+    out = np.empty(shape, np.float32)
+    slabs = max(1, min(slabs, shape[0]))
+    edges = np.linspace(0, shape[0], slabs + 1).astype(int)
+
+    def fill(a: int, b: int) -> None:
+        ndi.affine_transform(
+            coef,
+            vox[:3, :3],
+            offset=vox[:3, 3] + vox[:3, 0] * a,
+            output=out[a:b],
+            order=order,
+            mode="constant",
+            cval=cval,
+            prefilter=False,
+        )
+
+    with ThreadPoolExecutor(max_workers=cpu_threads(slabs)) as pool:
+        list(pool.map(fill, edges[:-1], edges[1:]))
+    return out
 
 
 def _is_voxel_permutation(vox: np.ndarray) -> bool:
@@ -141,24 +180,51 @@ def _permuted_copy(
     return out
 
 
-def conform(vol: Volume, voxel_mm: float = 1.0, *, grid: Volume | None = None) -> Volume:
+def conform(
+    vol: Volume,
+    voxel_mm: float = 1.0,
+    *,
+    grid: Volume | None = None,
+    cubic_up_to: float = 1.5,
+) -> Volume:
     """Resample an input image onto its RAS-aligned isotropic working grid.
 
-    Linear interpolation; thick slices are interpolated, not invented, so a
-    5 mm scan stays a 5 mm scan in content (the report says so). ``grid``
-    replaces :func:`working_grid` ``(vol, voxel_mm)``.
+    A grid that shares the input's voxel centres (an axis-aligned scan at the
+    working voxel size) is a copy. Otherwise fine inputs (no voxel edge longer
+    than ``cubic_up_to`` working voxels: an oblique or 0.9 mm scan) are
+    interpolated by cubic B-splines, which keep the bone's edges as sharp as
+    the scan has them (linear interpolation of an oblique grid blurs them by up
+    to half a voxel), clipped to the input's range so no overshoot is darker
+    than air or brighter than fat. Thick slices are interpolated linearly, not
+    invented, so a 5 mm scan stays a 5 mm scan in content (the report says so).
+    ``grid`` replaces :func:`working_grid` ``(vol, voxel_mm)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.zeros((8, 8, 8), np.float32); img[:, :, 4:] = 100.0  # an edge at z = 3.5
+    >>> half = np.eye(4); half[:3, 3] = 0.5  # a grid shifted by half a voxel
+    >>> out = conform(Volume(img, np.eye(4)), grid=Volume(np.zeros((7, 7, 7)), half))
+    >>> float(out.data.min()) >= 0.0, float(out.data[3, 3, 3])  # the edge, in range
+    (True, 50.0)
     """
     if grid is None:
         grid = working_grid(vol, voxel_mm)
+    fine = max(vol.zooms_mm) <= cubic_up_to * grid.zooms_mm[0]
     log.info(
-        "conform: %s voxels of %s mm -> %s voxels of %.2f mm (RAS)",
+        "conform: %s voxels of %s mm -> %s voxels of %.2f mm (RAS, %s)",
         "x".join(map(str, vol.shape)),
         "x".join(f"{z:.2f}" for z in vol.zooms_mm),
         "x".join(map(str, grid.shape)),
         grid.zooms_mm[0],
+        "cubic" if fine else "linear",
     )
-    out = resample_to_grid(vol, grid, order=1, cval=float(np.min(vol.data)))
-    return out.with_data(out.data.astype(np.float32))
+    lo, hi = float(np.min(vol.data)), float(np.max(vol.data))
+    out = resample_to_grid(vol, grid, order=3 if fine else 1, cval=lo)
+    data = out.data.astype(np.float32)
+    if fine:
+        np.clip(data, lo, hi, out=data)
+    return out.with_data(data)
 
 
 def field_of_view(vol: Volume, grid: Volume) -> np.ndarray:
