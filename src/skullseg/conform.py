@@ -22,6 +22,7 @@ __all__ = [
     "resample_to_grid",
     "conform",
     "field_of_view",
+    "is_fine",
     "shares_voxel_centres",
     "to_input_grid",
     "pad_faces",
@@ -210,7 +211,7 @@ def conform(
     """
     if grid is None:
         grid = working_grid(vol, voxel_mm)
-    fine = max(vol.zooms_mm) <= cubic_up_to * grid.zooms_mm[0]
+    fine = is_fine(vol, grid.zooms_mm[0], cubic_up_to)
     log.info(
         "conform: %s voxels of %s mm -> %s voxels of %.2f mm (RAS, %s)",
         "x".join(map(str, vol.shape)),
@@ -225,6 +226,20 @@ def conform(
     if fine:
         np.clip(data, lo, hi, out=data)
     return out.with_data(data)
+
+
+def is_fine(vol: Volume, voxel_mm: float, up_to: float = 1.5) -> bool:
+    """Whether no voxel edge of ``vol`` is longer than ``up_to`` working voxels of
+    ``voxel_mm``: a scan fine enough to be read at its voxels' centres (not thick slices).
+
+    Examples
+    --------
+    >>> is_fine(Volume(np.zeros((2, 2, 2)), np.diag([0.9, 0.9, 1.2, 1.0])), 1.0)
+    True
+    >>> is_fine(Volume(np.zeros((2, 2, 2)), np.diag([1.0, 1.0, 4.0, 1.0])), 1.0)
+    False
+    """
+    return max(vol.zooms_mm) <= up_to * voxel_mm
 
 
 def field_of_view(vol: Volume, grid: Volume) -> np.ndarray:

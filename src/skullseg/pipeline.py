@@ -23,8 +23,10 @@ from .conform import (
     conform,
     extend_grid,
     field_of_view,
+    is_fine,
     pad_faces,
     resample_to_grid,
+    shares_voxel_centres,
     to_input_grid,
     working_grid,
 )
@@ -46,6 +48,7 @@ from .priors import (
     intracranial_prior_region,
 )
 from .progress import ProgressDisplay
+from .sharpen import cranial_layers, sharpen_cranium
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
 from .tissue import (
     air_cavities,
@@ -260,6 +263,7 @@ def segment(
             tracing = cord_pool.submit(spinal_cord, work, h, brain.data > 0, dark_threshold=dark)
             cord_pool.shutdown(wait=False)
         inner, outer = surfaces.inside_all(work)
+        layers = cranial_layers(inner, outer)  # the surfaces' own, for an oblique input grid
         inner &= h
         outer = (outer & h) | inner
         # air (sinuses, mastoid cells): anywhere beyond the outer skull; in the bone band
@@ -316,8 +320,12 @@ def segment(
             )
             lab_work.data[cisterns] = L.CSF
         if crop is not None:  # back to the field of view's working grid
-            lab_work, work = lab_work.crop(crop), work.crop(crop)
+            lab_work, work, layers = lab_work.crop(crop), work.crop(crop), layers[crop]
         lab_in = to_input_grid(lab_work, image)
+        if not shares_voxel_centres(lab_work, image) and is_fine(image, lab_work.zooms_mm[0]):
+            # an oblique (or finer) scan got its labels by a vote: the cranium's boundaries
+            # are read off the surfaces at its own voxel centres instead
+            lab_in = sharpen_cranium(lab_in, lab_work, layers, surfaces)
     checks = check_result(
         lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
     )
