@@ -9,12 +9,10 @@ grid at the end, so outputs overlay the user's image exactly.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .parallel import cpu_threads
 from .volume import Volume
 
 __all__ = [
@@ -97,8 +95,6 @@ def resample_to_grid(vol: Volume, grid: Volume, *, order: int = 1, cval: float =
     moved = _permuted_copy(data, vox, grid.shape, cval)
     if moved is not None:  # the grids share voxel centres: no interpolation needed
         return Volume(moved, grid.affine)
-    if order > 1:
-        return Volume(_spline_resample(data, vox, grid.shape, order, cval), grid.affine)
     out = ndi.affine_transform(
         data,
         vox[:3, :3],
@@ -107,44 +103,9 @@ def resample_to_grid(vol: Volume, grid: Volume, *, order: int = 1, cval: float =
         order=order,
         mode="constant",
         cval=cval,
-        prefilter=False,
+        prefilter=order > 1,
     )
     return Volume(out, grid.affine)
-
-
-def _spline_resample(
-    data: np.ndarray,
-    vox: np.ndarray,
-    shape: tuple[int, ...],
-    order: int,
-    cval: float,
-    slabs: int = 2,
-) -> np.ndarray:
-    """Spline interpolation of ``data`` at the voxels of an output grid (``vox``: output ->
-    input voxel map). The spline coefficients are computed once (float32), then the output
-    is filled in ``slabs`` fixed slabs along its first axis, on up to two threads: scipy
-    releases the GIL, and the slabs are the same whatever the thread count, so the numbers
-    are too."""
-    coef = ndi.spline_filter(data, order, output=np.float32, mode="constant")
-    out = np.empty(shape, np.float32)
-    slabs = max(1, min(slabs, shape[0]))
-    edges = np.linspace(0, shape[0], slabs + 1).astype(int)
-
-    def fill(a: int, b: int) -> None:
-        ndi.affine_transform(
-            coef,
-            vox[:3, :3],
-            offset=vox[:3, 3] + vox[:3, 0] * a,
-            output=out[a:b],
-            order=order,
-            mode="constant",
-            cval=cval,
-            prefilter=False,
-        )
-
-    with ThreadPoolExecutor(max_workers=cpu_threads(slabs)) as pool:
-        list(pool.map(fill, edges[:-1], edges[1:]))
-    return out
 
 
 def _is_voxel_permutation(vox: np.ndarray) -> bool:
