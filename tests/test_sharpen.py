@@ -34,12 +34,17 @@ def _labels(s: SkullSurfaces, like: Volume) -> np.ndarray:
     return lab
 
 
+def _working_labels(s: SkullSurfaces) -> Volume:
+    """:func:`_labels` on a 1 mm RAS working grid around world 0."""
+    aff = np.eye(4)
+    aff[:3, 3] = -34.0
+    work = Volume(np.zeros((69, 69, 69), np.uint8), aff)
+    return work.with_data(_labels(s, work))
+
+
 def test_oblique_grid_gets_the_surfaces_boundaries_and_keeps_other_labels():
     s = _surfaces()
-    work_aff = np.eye(4)
-    work_aff[:3, 3] = -34.0
-    work = Volume(np.zeros((69, 69, 69), np.uint8), work_aff)
-    work = work.with_data(_labels(s, work))
+    work = _working_labels(s)
     a, b = np.deg2rad(10.0), np.deg2rad(6.0)
     rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     rot = rot @ np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
@@ -73,9 +78,6 @@ def test_oblique_grid_gets_the_surfaces_boundaries_and_keeps_other_labels():
 
 def test_nothing_changes_where_the_grids_share_voxel_centres():
     s = _surfaces()
-    aff = np.eye(4)
-    aff[:3, 3] = -34.0
-    work = Volume(np.zeros((69, 69, 69), np.uint8), aff)
-    work = work.with_data(_labels(s, work))
+    work = _working_labels(s)
     layers = cranial_layers(*s.inside_all(work))
     np.testing.assert_array_equal(sharpen_cranium(work, work, layers, s).data, work.data)
