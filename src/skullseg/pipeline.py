@@ -263,7 +263,10 @@ def segment(
             tracing = cord_pool.submit(spinal_cord, work, h, brain.data > 0, dark_threshold=dark)
             cord_pool.shutdown(wait=False)
         inner, outer = surfaces.inside_all(work)
-        layers = cranial_layers(inner, outer)  # the surfaces' own, for an oblique input grid
+        # an oblique (or finer) scan gets its labels back by a vote: the cranium's boundaries
+        # are then read off the surfaces at its own voxel centres (the surfaces' own layers)
+        oblique = not shares_voxel_centres(grid, image) and is_fine(image, grid.zooms_mm[0])
+        layers = cranial_layers(inner, outer) if oblique else None
         inner &= h
         outer = (outer & h) | inner
         # air (sinuses, mastoid cells): anywhere beyond the outer skull; in the bone band
@@ -320,11 +323,10 @@ def segment(
             )
             lab_work.data[cisterns] = L.CSF
         if crop is not None:  # back to the field of view's working grid
-            lab_work, work, layers = lab_work.crop(crop), work.crop(crop), layers[crop]
+            lab_work, work = lab_work.crop(crop), work.crop(crop)
+            layers = None if layers is None else layers[crop]
         lab_in = to_input_grid(lab_work, image)
-        if not shares_voxel_centres(lab_work, image) and is_fine(image, lab_work.zooms_mm[0]):
-            # an oblique (or finer) scan got its labels by a vote: the cranium's boundaries
-            # are read off the surfaces at its own voxel centres instead
+        if layers is not None:
             lab_in = sharpen_cranium(lab_in, lab_work, layers, surfaces)
     checks = check_result(
         lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
