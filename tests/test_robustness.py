@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -93,6 +95,35 @@ def test_killed_run_leaves_nothing(head_file, tmp_path):
     assert proc.returncode != 0
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_as_the_mesh_thread_starts_waits_for_it(tmp_path, monkeypatch):
+    """SIGTERM can land while the outputs' pool starts its mesh thread, before the pool
+    tracks it (the cause of a leftover temporary folder holding only skull.stl): the
+    interrupt must still wait for that thread, so nothing writes after the clean-up."""
+    from skullseg import outputs
+    from skullseg.pipeline import SegmentResult
+    from skullseg.progress import ProgressDisplay
+
+    started: list[threading.Thread] = []
+
+    class Racy(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            started.append(threading.Thread(target=fn, args=args, kwargs=kwargs))
+            started[-1].start()
+            raise KeyboardInterrupt  # before the pool knows its thread
+
+    ph = make_phantom(3.0, seed=4)
+    result = SegmentResult(ph.labels, ph.labels, ph.t1, surfaces=None)
+    monkeypatch.setattr(outputs, "ThreadPoolExecutor", Racy)
+    monkeypatch.setattr(outputs, "cpu_threads", lambda cap: 2)
+    folder = tmp_path / "tmp-out"
+    folder.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        outputs.write_outputs(
+            result, folder, tmp_path / "head.nii.gz", {}, ProgressDisplay(quiet=True), 0.0
+        )
+    assert started and not started[0].is_alive()
 
 
 def test_same_labels_with_one_and_two_threads(head_file, tmp_path):

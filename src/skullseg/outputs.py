@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -132,11 +133,21 @@ def write_outputs(
     # the skull mesh is the longest output and needs nothing else: with a second CPU it
     # runs beside the other outputs (the same result either way)
     if cpu_threads(2) > 1:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            meshing = pool.submit(skull_mesh)
-            volumes()
-            rest = _write_rest(result, folder, input_path, options, progress, image)
-            mesh, mesh_facts = meshing.result()
+        before = set(threading.enumerate())
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                meshing = pool.submit(skull_mesh)
+                volumes()
+                rest = _write_rest(result, folder, input_path, options, progress, image)
+                mesh, mesh_facts = meshing.result()
+        except BaseException:
+            # an interrupt (SIGTERM) can land while the pool starts its thread, before the
+            # pool tracks it: wait for every thread started here, so none writes into
+            # ``folder`` after the caller has removed it
+            for thread in set(threading.enumerate()) - before:
+                if not thread.daemon:
+                    thread.join()
+            raise
     else:
         volumes()
         mesh, mesh_facts = skull_mesh()
