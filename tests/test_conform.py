@@ -132,23 +132,16 @@ def test_labels_are_copied_back_when_the_grids_share_voxel_centres():
     np.testing.assert_array_equal(to_input_grid(work, grid).data, work.data[::-1])
 
 
-def _soft_shell(shape: tuple[int, int, int], affine: np.ndarray) -> Volume:
-    """A bright 5 mm shell (radius 15-20 mm) in a dark head, its edges blurred as a 1 mm
-    scan's partial volume blurs them, sampled on any grid (world origin at the centre)."""
-    ijk = np.indices(shape).reshape(3, -1).astype(float)
-    r = np.linalg.norm(affine[:3, :3] @ ijk + affine[:3, 3:4], axis=0).reshape(shape)
-    edge = 0.5 * (np.tanh((r - 15.0) / 0.6) - np.tanh((r - 20.0) / 0.6))
-    return Volume((20.0 + 80.0 * edge).astype(np.float32), affine)
-
-
 def test_conform_is_linear_and_a_copy_where_voxel_centres_are_shared():
     thick_aff = np.diag([1.0, 1.0, 4.0, 1.0])
     thick_aff[:3, 3] = [-20.0, -20.0, -22.0]
-    thick = _soft_shell((41, 41, 12), thick_aff)
+    thick = _shells((41, 41, 12), thick_aff)
+    thick = thick.with_data(thick.data.astype(np.float32))
     grid = working_grid(thick)
     np.testing.assert_array_equal(
         conform(thick, grid=grid).data,
         resample_to_grid(thick, grid, order=1, cval=float(thick.data.min())).data,
     )
-    same = _soft_shell((20, 20, 20), np.eye(4))
+    same = _shells((20, 20, 20), np.eye(4))
+    same = same.with_data(same.data.astype(np.float32))
     np.testing.assert_array_equal(conform(same).data, same.data)
