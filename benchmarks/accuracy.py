@@ -5,7 +5,12 @@ template-based reference), simulated heads (``benchmarks/simulate.py``, exact
 truth) for each ``--sim-seeds`` value, ``clinical``: the same simulated heads as a
 clinical scan shows them (4 mm axial slices, field of view cut 110 mm below the
 vertex), scored against the 1 mm truth, and ``oblique``: the same heads simulated on a
-grid rotated by up to ``--rotate-deg`` about each axis (truth on that grid). Each case
+grid rotated by up to ``--rotate-deg`` about each axis (truth on that grid), and
+``variants``: the same heads simulated outside the default ranges (:data:`VARIANTS`:
+heavier noise, a stronger bias field, lower contrast, brighter or darker CSF, no bright
+fat, 0.8 and 1.3 mm voxels; an atrophied brain, a thinner or a thicker skull), each
+against its own truth, to check that nothing is tuned to the default simulator or to
+the one labelled head's proportions. Each case
 runs as a subprocess under ``/usr/bin/time -v`` (wall time, peak RSS), then
 ``OUT/labels.nii.gz`` (label 2 = skull) is compared with the reference over the whole
 head and over the vault (the top 70 mm of the reference skull), and a markdown table is
@@ -14,9 +19,9 @@ over the top 70 mm of the reference head: where the skin ends.
 
 Usage::
 
-    python benchmarks/accuracy.py [--cases mne_sample colin27 sim clinical oblique]
-        [--sim-seeds 0 1 2] [--rotate-deg 10] [--data DIR] [--work DIR] [--out-json FILE]
-        [--cranium-only] [--samseg --samseg-python PY]
+    python benchmarks/accuracy.py [--cases mne_sample colin27 sim clinical oblique variants]
+        [--sim-seeds 0 1 2] [--rotate-deg 10] [--variants NAME ...] [--data DIR] [--work DIR]
+        [--out-json FILE] [--cranium-only] [--samseg --samseg-python PY]
 """
 
 from __future__ import annotations
@@ -197,6 +202,36 @@ def run_samseg(case: Case, work: Path, python: str, threads: int) -> Result:
 
 
 # -- cases -----------------------------------------------------------------------------------
+#: Simulated heads outside the default ranges: name -> ``simulate.py`` arguments. The
+#: defaults draw noise sigma 1.5-3.5 % of the brightest tissue, bias strength 0.08-0.2,
+#: T1 means WM 1.0, GM 0.65, CSF 0.15, compact bone 0.10, soft tissue 0.70, fat 1.05.
+VARIANTS: dict[str, list[str]] = {
+    "noisy": ["--noise-range", "0.06", "0.06"],
+    "bias": ["--bias-range", "0.4", "0.4"],
+    "lowcontrast": ["--t1-mean", "wm=0.85", "--t1-mean", "gm=0.6", "--t1-mean", "fat=0.9"]
+    + ["--t1-mean", "soft=0.6"],
+    "brightcsf": ["--t1-mean", "csf=0.3"],
+    "darkcsf": ["--t1-mean", "csf=0.05", "--t1-mean", "bone=0.12"],
+    "nofat": ["--t1-mean", "fat=0.7"],
+    "0.8mm": ["--voxel-mm", "0.8"],
+    "1.3mm": ["--voxel-mm", "1.3"],
+    "atrophy": ["--anatomy", "atrophy"],
+    "thin-skull": ["--anatomy", "thin-skull"],
+    "thick-skull": ["--anatomy", "thick-skull"],
+}
+
+
+def variant_case(seed: int, variant: str, work: Path) -> Case:
+    """The simulated T1 head of ``seed`` with :data:`VARIANTS` ``[variant]``'s arguments
+    (cached under ``work``), scored against its own truth."""
+    folder = work / "variants" / f"seed{seed}_{variant}"
+    if not ((folder / "t1.nii.gz").exists() and (folder / "truth_labels.nii.gz").exists()):
+        cmd = [sys.executable, str(HERE / "simulate.py"), "--seed", str(seed)]
+        cmd += ["--out", str(folder), "--contrast", "t1", *VARIANTS[variant]]
+        subprocess.run(cmd, check=True)
+    return Case(f"sim{seed}-{variant}", folder / "t1.nii.gz", folder / "truth_labels.nii.gz", 2)
+
+
 def simulated_case(seed: int, work: Path, rotate_deg: float = 0.0) -> Case:
     """A simulated T1 head of ``seed`` (cached under ``work``); with ``rotate_deg`` > 0 its
     grid is oblique: rotated by up to that many degrees about each axis (``simulate.py
@@ -258,7 +293,12 @@ def clinical_case(seed: int, work: Path, slice_mm: int = 4, keep_top_mm: float =
 
 
 def build_cases(
-    names: list[str], seeds: list[int], data: Path, work: Path, rotate_deg: float = 10.0
+    names: list[str],
+    seeds: list[int],
+    data: Path,
+    work: Path,
+    rotate_deg: float = 10.0,
+    variants: list[str] | None = None,
 ) -> list[Case]:
     cases = []
     truth = data / "truth"
@@ -277,6 +317,9 @@ def build_cases(
             cases += [clinical_case(seed, work) for seed in seeds]
         elif name == "oblique":
             cases += [simulated_case(seed, work, rotate_deg) for seed in seeds]
+        elif name == "variants":
+            chosen = variants or list(VARIANTS)
+            cases += [variant_case(seed, v, work) for seed in seeds for v in chosen]
         else:
             raise SystemExit(f"unknown case {name!r}")
     missing = [c.name for c in cases if not (c.t1.exists() and c.truth.exists())]
@@ -354,13 +397,20 @@ def main(argv: list[str] | None = None) -> int:
         default=["mne_sample", "colin27", "sim"],
         help="mne_sample, colin27, sim, clinical (simulated heads with 4 mm axial slices and "
         "the top 110 mm in the field of view), oblique (simulated heads on a grid rotated by "
-        "up to --rotate-deg about each axis)",
+        "up to --rotate-deg about each axis), variants (simulated heads outside the default "
+        "noise, bias, contrast, voxel size and anatomy)",
     )
     p.add_argument(
         "--rotate-deg",
         type=float,
         default=10.0,
         help="largest rotation per axis of the 'oblique' cases' grid (degrees)",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        help="the 'variants' cases to run (default: all)",
     )
     p.add_argument("--sim-seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument(
@@ -383,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
-    cases = build_cases(args.cases, args.sim_seeds, args.data, args.work, args.rotate_deg)
+    cases = build_cases(
+        args.cases, args.sim_seeds, args.data, args.work, args.rotate_deg, args.variants
+    )
     if not cases:
         print("no cases to run", file=sys.stderr)
         return 1

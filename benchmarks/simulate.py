@@ -149,6 +149,33 @@ def rotated_grid(
     return affine, shape  # type: ignore[return-value]
 
 
+#: Anatomy variants (``simulate_head``'s ``anatomy``): the NY head changed at 0.5 mm, to
+#: check that nothing is tuned to its proportions.
+ANATOMY = {
+    "atrophy": "brain within 1.5 mm of CSF becomes CSF (wider sulci, ventricles and CSF layer)",
+    "thin-skull": "bone within 1 mm of soft tissue becomes soft tissue (outer table thinner)",
+    "thick-skull": "soft tissue within 1.5 mm of bone becomes bone (skull thicker outwards)",
+}
+
+
+def change_anatomy(classes: NDArray[np.uint8], variant: str, fine_mm: float) -> NDArray[np.uint8]:
+    """One of :data:`ANATOMY`'s variants of the fine classes (a changed copy)."""
+
+    def within(mask: NDArray[np.bool_], mm: float) -> NDArray[np.bool_]:
+        return ndimage.distance_transform_edt(~mask, sampling=fine_mm) <= mm
+
+    out = classes.copy()
+    if variant == "atrophy":
+        out[((classes == WM) | (classes == GM)) & within(classes == CSF, 1.5)] = CSF
+    elif variant == "thin-skull":
+        out[(classes == BONE) & within(classes == SOFT, 1.0)] = SOFT
+    elif variant == "thick-skull":
+        out[(classes == SOFT) & within(classes == BONE, 1.5)] = BONE
+    else:
+        raise ValueError(f"unknown anatomy {variant!r} (one of {', '.join(ANATOMY)})")
+    return out
+
+
 # -- smooth random fields ------------------------------------------------------------------
 def smooth_noise(rng: np.random.Generator, shape: Sequence[int], coarse: int) -> NDArray:
     """Unit-std smooth noise: white noise on a grid ``coarse`` times smaller, blurred, upsampled."""
@@ -190,10 +217,27 @@ def tissue_fractions(counts: NDArray[np.uint8], zooms: Sequence[float], rng: np.
 
 
 def synthesize(
-    contrast: str, frac: dict, texture: NDArray, rng: np.random.Generator
+    contrast: str,
+    frac: dict,
+    texture: NDArray,
+    rng: np.random.Generator,
+    *,
+    means: dict[str, float] | None = None,
+    bias_range: tuple[float, float] = (0.08, 0.2),
+    noise_range: tuple[float, float] = (0.015, 0.035),
 ) -> tuple[NDArray, dict]:
-    """One image from tissue fractions: jittered means, texture, bias field, noise."""
-    table = CONTRASTS[contrast]
+    """One image from tissue fractions: jittered means, texture, bias field, noise.
+
+    ``means`` replaces tissue means of the contrast's table (before the per-seed jitter);
+    ``bias_range`` and ``noise_range`` bound the MR bias strength and the noise sigma (a
+    share of the brightest tissue mean). Other values draw the same random numbers, so a
+    seed's variants differ only in what was changed.
+    """
+    table = dict(CONTRASTS[contrast])
+    for name, mu in (means or {}).items():
+        if name not in table:
+            raise ValueError(f"unknown tissue {name!r} (one of {', '.join(TISSUES)})")
+        table[name] = (float(mu), table[name][1])
     ct = contrast == "ct"
     mean = np.zeros(texture.shape, np.float32)
     spread = np.zeros(texture.shape, np.float32)
@@ -212,9 +256,9 @@ def synthesize(
         sigma = rng.uniform(5.0, 15.0)
         img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sigma)
         return img, {"means": used, "noise_hu": sigma}
-    strength = rng.uniform(0.08, 0.2)
+    strength = rng.uniform(*bias_range)
     img *= bias_field(rng, img.shape, strength)
-    sigma = np.float32(rng.uniform(0.015, 0.035) * max(used.values()))
+    sigma = np.float32(rng.uniform(*noise_range) * max(used.values()))
     real = img + rng.standard_normal(img.shape, dtype=np.float32) * sigma
     img = np.hypot(real, rng.standard_normal(img.shape, dtype=np.float32) * sigma)  # Rician
     gain = rng.uniform(500, 2000)
@@ -235,18 +279,28 @@ def simulate_head(
     rotate_deg: float = 0.0,
     reorient: bool = True,
     params: dict | None = None,
+    *,
+    t1_means: dict[str, float] | None = None,
+    anatomy: str | None = None,
+    bias_range: tuple[float, float] = (0.08, 0.2),
+    noise_range: tuple[float, float] = (0.015, 0.035),
 ) -> dict[str, Volume]:
     """Simulate one head: ``{contrast: image Volume (float32), "truth_labels": uint8 Volume}``.
 
     ``rotate_deg`` > 0 rotates the grid by up to that many degrees about each
     axis; ``reorient`` stores the data in a random axis order with random flips.
     The random draws are recorded in ``params`` when a dict is given.
+    ``t1_means`` replaces tissue means of the T1 (``synthesize``'s ``means``);
+    ``bias_range`` and ``noise_range`` bound every MR contrast's bias and noise.
+    ``anatomy`` names one of :data:`ANATOMY`'s changes to the head.
     """
     rng = np.random.default_rng(seed)
     img = nib.load(str(labels_path))
     fine_affine = img.affine
     classes = fine_classes(np.asarray(img.dataobj, dtype=np.uint8))
     fine_mm = float(np.sqrt((fine_affine[:3, :3] ** 2).sum(0)).mean())
+    if anatomy:
+        classes = change_anatomy(classes, anatomy, fine_mm)
     factor = voxel_mm / fine_mm
     angles = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, 3))
     if rotate_deg <= 0 and abs(factor - round(factor)) < 1e-6 and round(factor) >= 1:
@@ -269,7 +323,15 @@ def simulate_head(
     out = {"truth_labels": truth}
     record: dict = {"seed": seed, "voxel_mm": voxel_mm, "rotation_deg": np.rad2deg(angles).tolist()}
     for contrast in contrasts:
-        out[contrast], record[contrast] = synthesize(contrast, frac, texture, rng)
+        out[contrast], record[contrast] = synthesize(
+            contrast,
+            frac,
+            texture,
+            rng,
+            means=t1_means if contrast == "t1" else None,
+            bias_range=bias_range,
+            noise_range=noise_range,
+        )
     if reorient:
         ornt = np.stack([rng.permutation(3), rng.choice([-1, 1], 3)], axis=1)
         new_affine = affine @ inv_ornt_aff(ornt, truth.shape)
@@ -310,7 +372,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--contrast", nargs="+", default=["t1", "t2", "ct"], choices=list(CONTRASTS))
     p.add_argument("--rotate-deg", type=float, default=0.0, help="max random rotation per axis")
     p.add_argument("--no-reorient", action="store_true", help="keep the RAS storage order")
+    p.add_argument(
+        "--t1-mean",
+        action="append",
+        default=[],
+        metavar="TISSUE=VALUE",
+        help="replace a tissue's T1 mean (white matter 1.0; repeatable), e.g. csf=0.3",
+    )
+    p.add_argument("--anatomy", choices=list(ANATOMY), help="change the head first")
+    p.add_argument("--bias-range", type=float, nargs=2, default=(0.08, 0.2), metavar=("LO", "HI"))
+    p.add_argument(
+        "--noise-range",
+        type=float,
+        nargs=2,
+        default=(0.015, 0.035),
+        metavar=("LO", "HI"),
+        help="noise sigma as a share of the brightest tissue mean",
+    )
     args = p.parse_args(argv)
+    means = {}
+    for item in args.t1_mean:
+        name, _, value = item.partition("=")
+        if name not in TISSUES or not value:
+            p.error(f"--t1-mean {item!r}: want TISSUE=VALUE, TISSUE one of {', '.join(TISSUES)}")
+        means[name] = float(value)
     if not args.labels.exists():
         print(f"labels not found: {args.labels} (set SKULLSEG_DATA)", file=sys.stderr)
         return 2
@@ -324,6 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rotate_deg,
         not args.no_reorient,
         params,
+        t1_means=means,
+        anatomy=args.anatomy,
+        bias_range=tuple(args.bias_range),
+        noise_range=tuple(args.noise_range),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     for name, vol in vols.items():
