@@ -322,6 +322,8 @@ def simulate_head(
     texture = 0.6 * smooth_noise(rng, truth.shape, 1) + 0.8 * smooth_noise(rng, truth.shape, 3)
     out = {"truth_labels": truth}
     record: dict = {"seed": seed, "voxel_mm": voxel_mm, "rotation_deg": np.rad2deg(angles).tolist()}
+    if anatomy:
+        record["anatomy"] = anatomy
     for contrast in contrasts:
         out[contrast], record[contrast] = synthesize(
             contrast,
