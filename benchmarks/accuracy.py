@@ -202,17 +202,21 @@ def run_samseg(case: Case, work: Path, python: str, threads: int) -> Result:
 
 
 # -- cases -----------------------------------------------------------------------------------
+def _t1_means(**means: float) -> list[str]:
+    """``simulate.py`` arguments that set these T1 tissue means."""
+    return [arg for name, mu in means.items() for arg in ("--t1-mean", f"{name}={mu}")]
+
+
 #: Simulated heads outside the default ranges: name -> ``simulate.py`` arguments. The
 #: defaults draw noise sigma 1.5-3.5 % of the brightest tissue, bias strength 0.08-0.2,
 #: T1 means WM 1.0, GM 0.65, CSF 0.15, compact bone 0.10, soft tissue 0.70, fat 1.05.
 VARIANTS: dict[str, list[str]] = {
     "noisy": ["--noise-range", "0.06", "0.06"],
     "bias": ["--bias-range", "0.4", "0.4"],
-    "lowcontrast": ["--t1-mean", "wm=0.85", "--t1-mean", "gm=0.6", "--t1-mean", "fat=0.9"]
-    + ["--t1-mean", "soft=0.6"],
-    "brightcsf": ["--t1-mean", "csf=0.3"],
-    "darkcsf": ["--t1-mean", "csf=0.05", "--t1-mean", "bone=0.12"],
-    "nofat": ["--t1-mean", "fat=0.7"],
+    "lowcontrast": _t1_means(wm=0.85, gm=0.6, fat=0.9, soft=0.6),
+    "brightcsf": _t1_means(csf=0.3),
+    "darkcsf": _t1_means(csf=0.05, bone=0.12),
+    "nofat": _t1_means(fat=0.7),
     "0.8mm": ["--voxel-mm", "0.8"],
     "1.3mm": ["--voxel-mm", "1.3"],
     "atrophy": ["--anatomy", "atrophy"],
