@@ -32,9 +32,10 @@ def n4_bias_correct(
 
     The field is estimated on an image shrunk by ``shrink`` and applied at
     full resolution, which keeps it to a few seconds for a 1 mm head. A strong
-    field (a simulated bias of strength 0.4, a factor of about 2 across the head)
-    needs the 50 iterations a level: with 25 it was left in part, and the brain
-    mask lost the darkened frontal lobe.
+    field (``benchmarks/simulate.py --bias-range 0.4 0.4``: a log field with a
+    standard deviation of 0.4, so about 2x between one standard deviation below
+    and above) needs the 50 iterations a level: with 25 it was left in part on
+    one of three simulated heads, whose brain mask lost the darkened frontal lobe.
 
     Parameters
     ----------
