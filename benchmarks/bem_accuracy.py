@@ -11,7 +11,7 @@ and solves the 3-layer model with MNE-Python from the written ``bem/`` folder.
 
 Usage::
 
-    python benchmarks/bem_accuracy.py [--data DIR] [--ico 4] [--gap-mm 1.0]
+    python benchmarks/bem_accuracy.py [--data DIR] [--ico 4] [--gap-mm 1.0] [--cranium-only]
         [--mne [--mne-ico 3]] [--out-json FILE]
 """
 
@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--ico", type=int, default=4, choices=(3, 4, 5))
     ap.add_argument("--gap-mm", type=float, default=1.0)
+    ap.add_argument(
+        "--cranium-only",
+        action="store_true",
+        help="outer skull from the cranium's surface alone (before session 19: no skull base)",
+    )
     ap.add_argument("--mne", action="store_true", help="also solve the model with MNE")
     ap.add_argument("--mne-ico", type=int, default=3, help="MNE's downsampling (0 = none)")
     ap.add_argument("--out-json", type=Path)
@@ -72,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     result = segment(t1)
     t_seg = time.perf_counter() - t0
     t0 = time.perf_counter()
-    surfs = bem_surfaces(result.surfaces, ico=args.ico, gap_mm=args.gap_mm)
+    labels = None if args.cranium_only else result.labels_work
+    surfs = bem_surfaces(result.surfaces, labels=labels, ico=args.ico, gap_mm=args.gap_mm)
     t_bem = time.perf_counter() - t0
     checks = check_bem(surfs)
 

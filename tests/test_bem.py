@@ -112,10 +112,58 @@ def test_bad_arguments():
         bem_surfaces(_bumpy_surfaces(3.0), gap_mm=0)
 
 
+# -- the skull base -------------------------------------------------------------------------
+def _shell_with_skull_base(voxel_mm: float = 2.0):
+    """Concentric surfaces (inner 60, outer 66, scalp 80 mm) and labels: the shell, a
+    'clivus' of bone and air cells 66-76 mm below, bone 84-90 mm below (past a gap) and
+    bone over the top beyond the outer skull (none of them on the surfaces)."""
+    from skullseg.labels import AIR_CAVITY, SCALP, SKULL
+    from skullseg.volume import Volume
+
+    n = int(200 / voxel_mm)
+    aff = np.diag([voxel_mm] * 3 + [1.0])
+    aff[:3, 3] = -100.0
+    xyz = np.stack(np.meshgrid(*[np.arange(n) * voxel_mm - 100.0] * 3, indexing="ij"))
+    r = np.linalg.norm(xyz, axis=0)
+    z = xyz[2] / np.maximum(r, 1e-9)
+    lab = np.where(r < 80, SCALP, 0).astype(np.uint8)
+    lab[(r >= 60) & (r < 66)] = SKULL
+    down, up = z < -0.85, z > 0.85
+    lab[down & (r >= 66) & (r < 71)] = SKULL
+    lab[down & (r >= 71) & (r < 76)] = AIR_CAVITY
+    lab[down & (r >= 84) & (r < 90)] = SKULL  # a vertebra: beyond a 8 mm gap
+    lab[up & (r >= 66) & (r < 72)] = SKULL  # over the vault: not the skull base
+    g = sphere_grid(4)
+    s = SkullSurfaces(np.zeros(3), g, np.full(g.n, 57.0), np.full(g.n, 60.0),
+                      np.full(g.n, 66.0), np.full(g.n, 80.0))  # fmt: skip
+    return s, Volume(lab, aff)
+
+
+def test_outer_skull_takes_in_the_skull_base():
+    s, labels = _shell_with_skull_base()
+    plain = bem_surfaces(s, ico=3)
+    based = bem_surfaces(s, labels=labels, ico=3)
+    r_plain = np.linalg.norm(plain["outer_skull"].vertices, axis=1)
+    r_based = np.linalg.norm(based["outer_skull"].vertices, axis=1)
+    dirs = mne_icosphere(3).vertices
+    assert np.allclose(r_plain, 66.0, atol=0.01)
+    below = dirs[:, 2] < -0.95
+    assert np.all(np.abs(r_based[below] - 76.0) < 1.5), r_based[below]  # not the vertebra
+    # the vault keeps its surface (the bone over the top is not the skull base); near the
+    # horizon the interpolation onto the icosphere spreads the move by hundredths of a mm
+    assert np.allclose(r_based[dirs[:, 2] > 0.6], 66.0, atol=1e-6)
+    assert np.allclose(r_based[dirs[:, 2] > 0.0], 66.0, atol=0.1)
+    assert np.all(r_based >= r_plain - 1e-9)
+    report = check_bem(based)
+    assert report["ok"] and report["min_gap_outer_skull_skin_mm"] >= 1.0
+    off = bem_surfaces(s, labels=labels, skull_base_extent_mm=0.0, ico=3)
+    assert np.allclose(off["outer_skull"].vertices, plain["outer_skull"].vertices)
+
+
 # -- synthetic heads -----------------------------------------------------------------------
 def test_ico4_bem_on_phantoms_is_nested_and_complete(head):
     _, result = head
-    surfs = bem_surfaces(result.surfaces, ico=4)
+    surfs = bem_surfaces(result.surfaces, labels=result.labels_work, ico=4)
     for name in BEM_NAMES:
         assert surfs[name].vertices.shape == (2562, 3) and surfs[name].faces.shape == (5120, 3)
     report = check_bem(surfs)
@@ -127,7 +175,7 @@ def test_ico4_bem_on_phantoms_is_nested_and_complete(head):
 
 
 def test_larger_gap_is_honoured(head):
-    surfs = bem_surfaces(head[1].surfaces, ico=4, gap_mm=2.0)
+    surfs = bem_surfaces(head[1].surfaces, labels=head[1].labels_work, ico=4, gap_mm=2.0)
     for a, b in (("inner_skull", "outer_skull"), ("outer_skull", "outer_skin")):
         assert _min_dist(surfs[a], surfs[b]) >= 2.0
 

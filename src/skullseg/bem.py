@@ -38,14 +38,19 @@ from scipy import sparse
 from .evaluate import vox2ras_tkr
 from .fileutil import atomic_path
 from .geometry import points_to_mesh
+from .labels import AIR_CAVITY, SKULL
 from .mesh import Surface, write_mesh
-from .radial import radius_at
+from .radial import extend_over_mask, radius_at, robust_smooth_on_sphere
 from .skull import SkullSurfaces
+from .volume import Volume
 
 __all__ = ["BEM_NAMES", "mne_icosphere", "bem_surfaces", "check_bem", "write_bem"]
 
 #: Surface names, inside out, as MNE's ``bem/`` folder names them.
 BEM_NAMES = ("inner_skull", "outer_skull", "outer_skin")
+
+#: Rays whose direction's z is below this are at the skull base (:func:`bem_surfaces`).
+SKULL_BASE_MAX_DIR_Z = 0.2
 
 # MNE's icosahedron (grade 0): a vertex at each pole, two rings of five at z = +-1/sqrt(5).
 _Z = 1.0 / np.sqrt(5.0)
@@ -159,6 +164,9 @@ def _push_out(
 def bem_surfaces(
     surfaces: SkullSurfaces,
     *,
+    labels: Volume | None = None,
+    skull_base_extent_mm: float = 15.0,
+    skull_base_gap_mm: float = 3.0,
     ico: int = 4,
     gap_mm: float = 1.0,
     smooth_iterations: int = 2,
@@ -170,16 +178,28 @@ def bem_surfaces(
     The icosphere's directions (MNE order, see :func:`mne_icosphere`) are scaled by the
     radius maps interpolated at them (:func:`skullseg.radial.radius_at`) about
     ``surfaces.centre_world``, lightly smoothed on the icosphere (``smooth_iterations``
-    Laplacian steps, for well-shaped triangles). Then the surfaces are pushed apart, inside
-    out: the outer skull grows where any vertex of it or of the inner skull is closer than
-    ``gap_mm + margin_mm`` (Euclidean, vertex to triangle) to the other surface, then the
-    outer skin likewise against the outer skull. The radii stay ordered on every ray, so the
-    surfaces never cross.
+    Laplacian steps, for well-shaped triangles). With ``labels``, the outer skull first
+    takes in the bone and air cells of the skull base that the cranium's outer surface
+    leaves outside (the clivus, petrous bone, sphenoid and mastoid air): on rays that
+    point below ``SKULL_BASE_MAX_DIR_Z``, it moves out over skull- and air-labelled voxels
+    that continue it (:func:`skullseg.radial.extend_over_mask`), and the move is smoothed
+    (outliers over 6 mm replaced by the local median); rays elsewhere keep their radius.
+    Then the surfaces are pushed apart, inside out: the outer skull grows where any vertex
+    of it or of the inner skull is closer than ``gap_mm + margin_mm`` (Euclidean, vertex to
+    triangle) to the other surface, then the outer skin likewise against the outer skull.
+    The radii stay ordered on every ray, so the surfaces never cross.
 
     Parameters
     ----------
     surfaces : SkullSurfaces
         Fitted radius maps (:func:`skullseg.skull.fit_skull_surfaces`).
+    labels : Volume, optional
+        The label map on the working grid (:mod:`skullseg.labels` values), for the skull
+        base; ``None`` keeps the cranium's outer surface.
+    skull_base_extent_mm : float
+        How far (mm) the outer skull may move out at the skull base.
+    skull_base_gap_mm : float
+        The longest run (mm) of other tissue that the move out crosses.
     ico : int
         Subdivisions: 3 (642 vertices), 4 (2562, the MNE default) or 5 (10242; MNE warns
         above 10000 vertices, and its ico-5 order differs: use ``ico=None`` in MNE).
@@ -213,7 +233,12 @@ def bem_surfaces(
     sphere = mne_icosphere(ico)
     dirs, faces = sphere.vertices, sphere.faces
     avg = _mean_neighbour_operator(faces, len(dirs))
-    maps = (surfaces.inner_mm, surfaces.outer_mm, surfaces.scalp_mm)
+    outer = surfaces.outer_mm
+    if labels is not None and skull_base_extent_mm > 0:
+        outer = _skull_base_outer(
+            surfaces, labels, extent_mm=skull_base_extent_mm, gap_mm=skull_base_gap_mm
+        )
+    maps = (surfaces.inner_mm, outer, surfaces.scalp_mm)
     r_in, r_out, r_skin = (
         _smooth(radius_at(dirs, surfaces.grid, m), avg, smooth_iterations) for m in maps
     )
@@ -225,6 +250,21 @@ def bem_surfaces(
         name: Surface(centre + dirs * r[:, None], faces.copy())
         for name, r in zip(BEM_NAMES, (r_in, r_out, r_skin))
     }
+
+
+def _skull_base_outer(
+    surfaces: SkullSurfaces, labels: Volume, *, extent_mm: float, gap_mm: float
+) -> NDArray[np.float64]:
+    """The outer skull's radius map, moved out over the skull base's bone and air."""
+    grid, outer = surfaces.grid, np.asarray(surfaces.outer_mm, dtype=np.float64)
+    hard = labels.with_data(np.isin(labels.data, [SKULL, AIR_CAVITY]).astype(np.float32))
+    pushed = extend_over_mask(
+        outer, hard, surfaces.centre_world, grid, extent_mm=extent_mm, gap_mm=gap_mm
+    )
+    # the move out, smoothed (outliers over 6 mm to the local median): rays elsewhere stay put
+    moved = np.where(grid.directions[:, 2] < SKULL_BASE_MAX_DIR_Z, pushed - outer, 0.0)
+    moved = robust_smooth_on_sphere(moved, grid, rings=2, tolerance_mm=6.0, iterations=2)
+    return outer + np.maximum(moved, 0.0)
 
 
 # -- checks --------------------------------------------------------------------------------

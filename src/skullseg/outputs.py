@@ -211,7 +211,7 @@ def _write_rest(result, folder: Path, input_path: Path, options: dict, progress,
     grid = image if image is not None else result.labels
     with progress.stage("bem surfaces"):
         ico, gap = int(options.get("bem_ico", 4)), float(options.get("bem_gap_mm", 1.0))
-        bem = bem_surfaces(s, ico=ico, gap_mm=gap)
+        bem = bem_surfaces(s, labels=result.labels_work, ico=ico, gap_mm=gap)
         bem_facts = {
             k: (v.item() if isinstance(v, np.generic) else v) for k, v in check_bem(bem).items()
         }

@@ -27,6 +27,7 @@ __all__ = [
     "smooth_on_sphere",
     "robust_smooth_on_sphere",
     "close_on_sphere",
+    "extend_over_mask",
     "radius_at",
     "inside_mask",
     "inside_masks",
@@ -134,6 +135,53 @@ def close_on_sphere(values: NDArray, grid: SphereGrid, rings: int = 2) -> NDArra
     hood = _ring_neighbourhood(grid, rings)
     v = np.asarray(values, dtype=np.float64)
     return v[hood].max(axis=1)[hood].min(axis=1)
+
+
+def extend_over_mask(
+    radii_mm: NDArray,
+    mask: Volume,
+    centre_world: NDArray,
+    grid: SphereGrid,
+    *,
+    extent_mm: float,
+    gap_mm: float,
+    step_mm: float = 0.5,
+) -> NDArray[np.float64]:
+    """Push each ray's radius out over the ``mask`` voxels that continue it outward.
+
+    Walking out from ``radii_mm`` along each ray, the radius goes to the last ``mask``
+    sample reached without crossing more than ``gap_mm`` of non-mask samples in a row,
+    at most ``extent_mm`` beyond the start (mask sampled by linear interpolation,
+    inside where above 0.5). Rays never move in.
+
+    Examples
+    --------
+    >>> g = sphere_grid(2)
+    >>> m = np.zeros((41, 41, 41), np.float32); m[:, :, :17] = 1  # a slab 3.5 mm below z=0
+    >>> v = Volume(m, np.eye(4)); r = np.full(g.n, 2.0)
+    >>> out = extend_over_mask(r, v, np.array([20.0, 20, 20]), g, extent_mm=8, gap_mm=2)
+    >>> down = int(np.argmin(g.directions[:, 2]))
+    >>> float(out[down]), float(out[int(np.argmax(g.directions[:, 2]))])  # extent, unmoved
+    (10.0, 2.0)
+    """
+    r0 = np.asarray(radii_mm, dtype=np.float64)
+    rel = np.arange(0.0, extent_mm + 1e-9, step_mm)
+    pts = centre_world[None, None, :] + grid.directions[:, None, :] * (
+        r0[:, None, None] + rel[None, :, None]
+    )
+    ijk = mask.world_to_voxel(pts.reshape(-1, 3)).T
+    vals = ndi.map_coordinates(
+        mask.data.astype(np.float32), ijk, order=1, mode="constant", cval=0.0, prefilter=False
+    )
+    inside = vals.reshape(grid.n, len(rel)) > 0.5
+    misses = np.zeros(grid.n)
+    open_ = np.ones(grid.n, dtype=bool)  # rays still walking
+    out = r0.copy()
+    for j, d in enumerate(rel):
+        misses = np.where(inside[:, j], 0.0, misses + step_mm)
+        open_ &= misses <= gap_mm
+        out = np.where(open_ & inside[:, j], r0 + d, out)
+    return out
 
 
 def _ring_neighbourhood(grid: SphereGrid, rings: int) -> NDArray[np.int64]:
