@@ -90,6 +90,16 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, content, pro
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "9", "fine"])
+def test_bad_voxel_size_is_refused(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(tmp_path / "t1.nii.gz"), "-o", str(tmp_path / "out"), "--voxel-mm", value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--voxel-mm" in err[-1] and "Traceback" not in "".join(err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_version_and_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])

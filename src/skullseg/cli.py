@@ -65,6 +65,17 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.propagate = False
 
 
+def _voxel_mm(text: str) -> float:
+    """``--voxel-mm``: a working voxel edge between 0.5 and 4 mm."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.5 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"{value:g} mm is outside 0.5-4 mm")
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-v", "--verbose", action="count", default=0, help="more messages (repeat for debug detail)"
@@ -86,7 +97,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--threads", type=int, default=None, help="number of CPU threads")
     p.add_argument(
-        "--voxel-mm", type=float, default=1.0, help="working resolution in mm (default 1.0)"
+        "--voxel-mm",
+        type=_voxel_mm,
+        default=1.0,
+        help="working resolution in mm, 0.5-4 (default 1.0)",
     )
     p.add_argument(
         "--t2",
@@ -232,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--print-slurm", action="store_true", help="print an sbatch array script and exit"
     )
     p_bids.add_argument(
-        "--voxel-mm", type=float, default=1.0, help="working resolution in mm (default 1.0)"
+        "--voxel-mm",
+        type=_voxel_mm,
+        default=1.0,
+        help="working resolution in mm, 0.5-4 (default 1.0)",
     )
     _add_common(p_bids)
 
