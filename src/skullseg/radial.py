@@ -157,9 +157,9 @@ def extend_over_mask(
     Examples
     --------
     >>> g = sphere_grid(2)
-    >>> m = np.zeros((41, 41, 41), np.float32); m[:, :, :17] = 1  # a slab 3.5 mm below z=0
+    >>> m = np.zeros((41, 41, 41), np.float32); m[:, :, :17] = 1  # from 3.5 mm below...
     >>> v = Volume(m, np.eye(4)); r = np.full(g.n, 2.0)
-    >>> out = extend_over_mask(r, v, np.array([20.0, 20, 20]), g, extent_mm=8, gap_mm=2)
+    >>> out = extend_over_mask(r, v, np.array([20.0, 20, 20]), g, extent_mm=8, gap_mm=2)  # ...here
     >>> down = int(np.argmin(g.directions[:, 2]))
     >>> float(out[down]), float(out[int(np.argmax(g.directions[:, 2]))])  # extent, unmoved
     (10.0, 2.0)
