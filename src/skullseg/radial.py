@@ -69,8 +69,15 @@ def sphere_grid(subdivisions: int = 5) -> SphereGrid:
 def sample_profiles(
     vol: Volume, centre_world: NDArray, grid: SphereGrid, radii_mm: NDArray, *, order: int = 1
 ) -> NDArray[np.float32]:
-    """Image values along every ray: array (n_directions, n_radii), 0 outside the grid."""
-    pts = centre_world[None, None, :] + grid.directions[:, None, :] * radii_mm[None, :, None]
+    """Image values along every ray: array (n_directions, n_radii), 0 outside the grid.
+
+    ``radii_mm`` is one set of radii for every ray (n_radii,) or one per ray
+    (n_directions, n_radii).
+    """
+    radii = np.broadcast_to(
+        np.asarray(radii_mm, dtype=np.float64), (grid.n, np.shape(radii_mm)[-1])
+    )
+    pts = centre_world[None, None, :] + grid.directions[:, None, :] * radii[:, :, None]
     ijk = vol.world_to_voxel(pts.reshape(-1, 3)).T
     vals = ndi.map_coordinates(
         vol.data.astype(np.float32, copy=False),
@@ -80,7 +87,7 @@ def sample_profiles(
         cval=0.0,
         prefilter=False,
     )
-    return vals.reshape(grid.n, len(radii_mm)).astype(np.float32)
+    return vals.reshape(radii.shape).astype(np.float32)
 
 
 def smooth_on_sphere(
@@ -166,14 +173,7 @@ def extend_over_mask(
     """
     r0 = np.asarray(radii_mm, dtype=np.float64)
     rel = np.arange(0.0, extent_mm + 1e-9, step_mm)
-    pts = centre_world[None, None, :] + grid.directions[:, None, :] * (
-        r0[:, None, None] + rel[None, :, None]
-    )
-    ijk = mask.world_to_voxel(pts.reshape(-1, 3)).T
-    vals = ndi.map_coordinates(
-        mask.data.astype(np.float32), ijk, order=1, mode="constant", cval=0.0, prefilter=False
-    )
-    inside = vals.reshape(grid.n, len(rel)) > 0.5
+    inside = sample_profiles(mask, centre_world, grid, r0[:, None] + rel[None, :]) > 0.5
     misses = np.zeros(grid.n)
     open_ = np.ones(grid.n, dtype=bool)  # rays still walking
     out = r0.copy()
