@@ -8,7 +8,8 @@ pandas, formulaic...; indexes every file of the dataset before the first query) 
 Outputs follow the BIDS derivatives layout. Each job runs :func:`skullseg.pipeline.run` into a
 temporary folder whose files are then moved into place; its ``_desc-skullseg_report.json`` is
 written last and marks it complete, so a rerun resumes. Subjects run in parallel processes
-(capped by available memory) or on a Dask cluster; a failing subject does not stop the others.
+(capped by available memory) or on a Dask cluster (:mod:`skullseg.bids_executors`); a failing
+subject does not stop the others.
 The group level and the SLURM array script are in :mod:`skullseg.bids_group`.
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .bids_executors import run_dask, run_pool
 from .errors import InputError, SkullsegError
 from .fileutil import atomic_write_bytes
 
@@ -295,15 +297,6 @@ def memory_capped_jobs(n_jobs: int, mem_per_job_gb: float = MEM_PER_JOB_GB) -> i
     return n
 
 
-def _init_worker(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
-    import SimpleITK as sitk
-
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-
-
 def _progress(total: int) -> Callable[[dict], None]:
     done: list[dict] = []
     t0 = time.perf_counter()
@@ -362,80 +355,14 @@ def run_participants(
     n_workers = 0 if remote else min(memory_capped_jobs(n_jobs, mem_per_job_gb), len(todo) or 1)
     args = (out_dir, force)
     if executor == "dask" and todo:
-        _run_dask(jobs, todo, args, voxel_mm, scheduler, n_workers, records, progress)
+        run_dask(jobs, todo, args, voxel_mm, scheduler, n_workers, records, progress)
     elif n_workers == 1:
         for i in todo:
             records[i] = run_participant(jobs[i], *args, voxel_mm=voxel_mm)
             progress(records[i])
     elif todo:
-        _run_pool(jobs, todo, args, voxel_mm, n_workers, records, progress)
+        run_pool(jobs, todo, args, voxel_mm, n_workers, records, progress)
     return [records[i] for i in range(len(jobs))]
-
-
-def _run_pool(jobs, todo, args, voxel_mm, n_workers, records, progress) -> None:
-    """Jobs in a spawn process pool. Jobs lost with a dead worker (killed: out of memory?) are
-    retried one at a time in fresh processes, so that only the job that kills one fails."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    log.info("running %d job(s) in %d processes of %d thread(s)", len(todo), n_workers, threads)
-    ctx, lost = mp.get_context("spawn"), []
-    with ProcessPoolExecutor(n_workers, ctx, initializer=_init_worker, initargs=(threads,)) as ex:
-        futures = {ex.submit(run_participant, jobs[i], *args, voxel_mm=voxel_mm): i for i in todo}
-        for fut in as_completed(futures):
-            try:
-                records[futures[fut]] = fut.result()
-            except BrokenProcessPool:
-                lost.append(futures[fut])
-                continue
-            progress(records[futures[fut]])
-    if lost:
-        log.warning("a worker process died; retrying %d job(s) one at a time", len(lost))
-    for i in sorted(lost):
-        with ProcessPoolExecutor(1, ctx, initializer=_init_worker, initargs=(threads,)) as ex:
-            try:
-                records[i] = ex.submit(run_participant, jobs[i], *args, voxel_mm=voxel_mm).result()
-            except BrokenProcessPool:
-                records[i] = _record(jobs[i], "failed", "worker process died (out of memory?)")
-        progress(records[i])
-
-
-def _collect(futures, as_completed, jobs, records, progress) -> None:
-    """Records of finished Dask futures; a job whose worker was lost failed."""
-    for fut in as_completed(futures):
-        i = futures[fut]
-        try:
-            records[i] = fut.result()
-        except Exception as exc:  # noqa: BLE001 - the job never reported back
-            records[i] = _record(jobs[i], "failed", f"dask worker lost: {_one_line(exc)}")
-        progress(records[i])
-
-
-def _run_dask(jobs, todo, args, voxel_mm, scheduler, n_workers, records, progress) -> None:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise SkullsegError(
-            "the dask executor needs dask.distributed: pip install 'dask[distributed]'"
-        ) from exc
-    cluster = None
-    if scheduler in (None, "local"):
-        cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    try:
-        with Client(cluster if cluster is not None else scheduler) as client:
-            log.info("dask scheduler %s: %d job(s)", client.scheduler.address, len(todo))
-            futures = {
-                client.submit(run_participant, jobs[i], *args, voxel_mm=voxel_mm, pure=False): i
-                for i in todo
-            }
-            _collect(futures, as_completed, jobs, records, progress)
-    finally:
-        if cluster is not None:
-            cluster.close()
 
 
 def bids_command(
