@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,6 @@ from numpy.typing import NDArray
 
 from . import labels as L
 from .checks import check_result
-from .cisterns import cisterns_from_atlas
 from .conform import (
     conform,
     extend_grid,
@@ -32,7 +32,9 @@ from .conform import (
 )
 from .errors import ImplausibleResultError, InputError, SkullsegError
 from .intensity import n4_bias_correct
+from .label_map import label_map
 from .masks import (
+    BrainLevels,
     adaptive_brain_mask,
     brain_levels,
     brain_levels_t2,
@@ -48,16 +50,8 @@ from .priors import (
     intracranial_prior_region,
 )
 from .progress import ProgressDisplay
-from .sharpen import cranial_layers, sharpen_cranium
+from .sharpen import sharpen_cranium
 from .skull import SkullParams, SkullSurfaces, fit_skull_surfaces
-from .tissue import (
-    air_cavities,
-    assemble_labels,
-    extracranial_bone,
-    fluid_in_bone,
-    sinus_region,
-    spinal_cord,
-)
 from .volume import Volume
 
 __all__ = ["SegmentResult", "segment", "run", "OUTPUT_FILES"]
@@ -165,27 +159,131 @@ def segment(
     """
     timer = progress if progress is not None else ProgressDisplay(quiet=True)
     warnings: list[str] = []
+    side = cpu_threads(2) > 1  # a second CPU runs independent stages side by side
+
+    # 1. conform: an isotropic RAS working grid, extended past any cut of the field of view
     with timer.stage("conform"):
-        grid = working_grid(image, voxel_mm)
-        faces = cut_faces(image) if pad_cut_mm > 0 else []
-        crop = None
-        if faces:
-            grid, crop = extend_grid(grid, image, faces, pad_cut_mm)
-            log.info(
-                "field of view cuts the head: %d face(s) extended by %.0f mm",
-                len(faces),
-                pad_cut_mm,
-            )
-        padded = pad_faces(image, faces, pad_cut_mm)
-        work = conform(padded, grid=grid)
-        fov = field_of_view(padded, grid)
-        if max(image.zooms_mm) > 2.5:
-            warnings.append(
-                f"thick slices ({max(image.zooms_mm):.1f} mm): accuracy is limited "
-                "along the slice direction"
-            )
+        grid, crop, work, fov = _conform(image, voxel_mm, pad_cut_mm, warnings)
     with timer.stage("head mask"):
         head = head_mask(work)
+
+    # 2. bias correction (N4) beside the atlas registration (affine); neither needs the other
+    raw = work
+    work, priors, transform = _correct_and_register(
+        work, head, n4=n4, use_atlas=use_atlas, side=side, timer=timer, warnings=warnings
+    )
+
+    # the B-spline refinement of the atlas fit is needed only for the labels (the skull
+    # base's cisterns, without a T2): with a second CPU it runs beside steps 3-5
+    def deformed() -> dict[str, Volume] | None:
+        with timer.stage("atlas refinement"), itk_single_thread():
+            return deformed_priors(raw, head, transform)
+
+    cistern_priors: Callable[[], dict[str, Volume] | None] | None = None
+    if transform is not None and deformable_atlas and t2 is None and t1_weighted:
+        if side:
+            deform_pool = ThreadPoolExecutor(max_workers=1)
+            cistern_priors = deform_pool.submit(deformed).result
+            deform_pool.shutdown(wait=False)  # the submitted job still runs to its end
+        else:
+            done = deformed()
+            cistern_priors = lambda: done  # noqa: E731
+
+    # 3. brain: an adaptive threshold mask kept inside the atlas's intracranial prior
+    with timer.stage("brain mask"):
+        levels, brain = _brain(work, head, priors, t1_weighted)
+
+    # 4. skull surfaces: inner skull, outer skull and scalp along 10 242 rays
+    with timer.stage("skull surfaces"):
+        # the head mask is generous (dark skin kept in); the scalp ends where the
+        # skin's fall into air is at half height
+        skin = skin_mask(work, head, field_of_view=fov)
+        p = params or SkullParams()
+        t2_work = None if t2 is None else resample_to_grid(t2, work, order=1)
+        surfaces = fit_skull_surfaces(
+            work,
+            skin,
+            brain,
+            dark_threshold=p.dark_fraction * levels.wm,
+            params=p,
+            t2=t2_work,
+            input_axes_mm=image.affine[:3, :3],
+        )
+
+    # 5. labels on the working grid, then on the input grid
+    with timer.stage("labels"):
+        # an oblique (or finer) scan gets its labels back by a vote: the cranium's boundaries
+        # are then read off the surfaces at its own voxel centres (the surfaces' own layers)
+        oblique = not shares_voxel_centres(grid, image) and is_fine(image, grid.zooms_mm[0])
+        lab_work, layers = label_map(
+            work,
+            skin.data > 0,
+            brain.data > 0,
+            surfaces,
+            levels,
+            p,
+            air_prior=None if priors is None else priors["air"],
+            t2=t2_work,
+            t1_weighted=t1_weighted,
+            facial_bone=facial_bone,
+            keep_layers=oblique,
+            cistern_priors=cistern_priors,
+            threads=2 if side else 1,
+        )
+        if crop is not None:  # back to the field of view's working grid
+            lab_work, work = lab_work.crop(crop), work.crop(crop)
+            layers = None if layers is None else layers[crop]
+        lab_in = to_input_grid(lab_work, image)
+        if layers is not None:
+            lab_in = sharpen_cranium(lab_in, lab_work, layers, surfaces)
+    checks = check_result(
+        lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
+    )
+    warnings += checks.warnings
+    return SegmentResult(
+        lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
+    )
+
+
+def _conform(
+    image: Volume, voxel_mm: float, pad_cut_mm: float, warnings: list[str]
+) -> tuple[Volume, tuple[slice, ...] | None, Volume, Volume]:
+    """The working grid (extended where the field of view cuts the head), the crop back to
+    the field of view, the image on that grid and the field of view's mask."""
+    grid = working_grid(image, voxel_mm)
+    faces = cut_faces(image) if pad_cut_mm > 0 else []
+    crop = None
+    if faces:
+        grid, crop = extend_grid(grid, image, faces, pad_cut_mm)
+        log.info(
+            "field of view cuts the head: %d face(s) extended by %.0f mm",
+            len(faces),
+            pad_cut_mm,
+        )
+    padded = pad_faces(image, faces, pad_cut_mm)
+    work = conform(padded, grid=grid)
+    fov = field_of_view(padded, grid)
+    if max(image.zooms_mm) > 2.5:
+        warnings.append(
+            f"thick slices ({max(image.zooms_mm):.1f} mm): accuracy is limited "
+            "along the slice direction"
+        )
+    return grid, crop, work, fov
+
+
+def _correct_and_register(
+    work: Volume,
+    head: Volume,
+    *,
+    n4: bool,
+    use_atlas: bool,
+    side: bool,
+    timer: ProgressDisplay,
+    warnings: list[str],
+) -> tuple[Volume, dict[str, Volume] | None, NDArray | None]:
+    """N4 bias correction and the atlas's affine fit (on the uncorrected image: mutual
+    information does not mind a smooth bias), side by side when ``side``. Each runs on one
+    ITK thread, so neither result depends on the machine."""
 
     def atlas_prior(image: Volume) -> tuple[dict[str, Volume] | None, NDArray | None, str]:
         with timer.stage("atlas prior"):
@@ -194,11 +292,7 @@ def segment(
                 return None, None, note
             return affine_priors(image, transform), transform, ""
 
-    # N4 and the atlas registration each run on one thread (so their results do not depend
-    # on the machine) and neither needs the other (mutual information does not mind a
-    # smooth bias): with a second CPU they run side by side
     priors, transform, note = None, None, ""
-    side = cpu_threads(2) > 1
     with itk_single_thread(), ThreadPoolExecutor(max_workers=1) as pool:
         registering = pool.submit(atlas_prior, work) if side and use_atlas else None
         raw = work
@@ -211,131 +305,25 @@ def segment(
             priors, transform, note = atlas_prior(raw)
     if note:
         warnings.append(note)
+    return work, priors, transform
 
-    # The B-spline refinement is needed only for the labels (the skull base's cisterns,
-    # without a T2): with a second CPU it runs beside the brain mask and the surfaces
-    def deformed() -> dict[str, Volume] | None:
-        with timer.stage("atlas refinement"), itk_single_thread():
-            return deformed_priors(raw, head, transform)
 
-    cistern_priors: dict[str, Volume] | None = None
-    deforming = None
-    if transform is not None and deformable_atlas and t2 is None and t1_weighted:
-        if side:
-            deform_pool = ThreadPoolExecutor(max_workers=1)
-            deforming = deform_pool.submit(deformed)
-            deform_pool.shutdown(wait=False)  # the submitted job still runs to its end
-        else:
-            cistern_priors = deformed()
+def _brain(
+    work: Volume, head: Volume, priors: dict[str, Volume] | None, t1_weighted: bool
+) -> tuple[BrainLevels, Volume]:
+    """The brain's intensity levels and mask; raises when no brain is found."""
     allowed = None if priors is None else intracranial_prior_region(priors)
-    with timer.stage("brain mask"):
-        levels = brain_levels(work, head)
+    levels = brain_levels(work, head)
+    brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
+    if not t1_weighted and brain.data.sum() * brain.voxel_volume_ml < 300:
+        # a T2 whose white matter is much darker than its grey matter: the T1 levels
+        # cut the white matter out; take the brain's range from a T2 mixture instead
+        log.info("brain mask: too small with T1 levels; T2 levels instead")
+        levels = brain_levels_t2(work, head)
         brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
-        if not t1_weighted and brain.data.sum() * brain.voxel_volume_ml < 300:
-            # a T2 whose white matter is much darker than its grey matter: the T1 levels
-            # cut the white matter out; take the brain's range from a T2 mixture instead
-            log.info("brain mask: too small with T1 levels; T2 levels instead")
-            levels = brain_levels_t2(work, head)
-            brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
-        if brain.data.sum() * brain.voxel_volume_ml < 300:
-            raise SkullsegError("no brain found in the image (is it a head MRI?)")
-    with timer.stage("skull surfaces"):
-        # the head mask is generous (dark skin kept in); the scalp ends where the
-        # skin's fall into air is at half height
-        skin = skin_mask(work, head, field_of_view=fov)
-        p = params or SkullParams()
-        dark = p.dark_fraction * levels.wm  # bone, CSF and air are darker than this in a T1
-        t2_work = None if t2 is None else resample_to_grid(t2, work, order=1)
-        surfaces = fit_skull_surfaces(
-            work,
-            skin,
-            brain,
-            dark_threshold=dark,
-            params=p,
-            t2=t2_work,
-            input_axes_mm=image.affine[:3, :3],
-        )
-    with timer.stage("labels"):
-        h = skin.data > 0
-        tracing = None
-        if t1_weighted and side:  # the spinal canal needs no surface: beside the masks
-            cord_pool = ThreadPoolExecutor(max_workers=1)
-            tracing = cord_pool.submit(spinal_cord, work, h, brain.data > 0, dark_threshold=dark)
-            cord_pool.shutdown(wait=False)
-        inner, outer = surfaces.inside_all(work)
-        # an oblique (or finer) scan gets its labels back by a vote: the cranium's boundaries
-        # are then read off the surfaces at its own voxel centres (the surfaces' own layers)
-        oblique = not shares_voxel_centres(grid, image) and is_fine(image, grid.zooms_mm[0])
-        layers = cranial_layers(inner, outer) if oblique else None
-        inner &= h
-        outer = (outer & h) | inner
-        # air (sinuses, mastoid cells): anywhere beyond the outer skull; in the bone band
-        # only at the skull base where the atlas expects air
-        sinus = sinus_region(
-            work,
-            None if priors is None else priors["air"],
-            below_z_mm=float(surfaces.centre_world[2]) + p.shell_air_above_centre_mm,
-            prior_level=p.shell_air_prior,
-        )
-        no_air = inner | (outer & ~sinus)
-        air = air_cavities(work, h, no_air, air_threshold=p.air_fraction * levels.wm)
-        canal = other = None
-        if tracing is not None:
-            _, canal = tracing.result()
-        elif t1_weighted:
-            _, canal = spinal_cord(work, h, brain.data > 0, dark_threshold=dark)
-        if facial_bone and t1_weighted:
-            other = extracranial_bone(
-                work,
-                h,
-                outer,
-                brain.data > 0,
-                air,
-                tissue_floor=p.soft_floor_fraction * levels.wm,
-                bone_fraction=p.bone_fraction,
-                below_z_mm=float(surfaces.centre_world[2]),
-                canal=canal,
-            )
-        if t2_work is not None and t1_weighted:
-            band = outer & ~inner if other is None else (outer & ~inner) | other
-            fluid = fluid_in_bone(
-                work, t2_work, band & h, inner, brain.data > 0, dark_threshold=dark
-            )
-            log.info(
-                "T2: %.1f mL of the bone band is fluid (CSF)", fluid.sum() * work.voxel_volume_ml
-            )
-            inner = inner | fluid
-        lab_work = work.with_data(
-            assemble_labels(h, brain.data > 0, inner, outer, air, other, canal=canal)
-        )
-        if deforming is not None:
-            cistern_priors = deforming.result()
-        if cistern_priors is not None:
-            cisterns = cisterns_from_atlas(
-                lab_work,
-                cistern_priors["csf"],
-                cistern_priors["skull"],
-                below_z_mm=float(surfaces.centre_world[2]),
-            )
-            log.info(
-                "atlas: %.1f mL of the skull base's dark band is cistern (CSF)",
-                cisterns.sum() * work.voxel_volume_ml,
-            )
-            lab_work.data[cisterns] = L.CSF
-        if crop is not None:  # back to the field of view's working grid
-            lab_work, work = lab_work.crop(crop), work.crop(crop)
-            layers = None if layers is None else layers[crop]
-        lab_in = to_input_grid(lab_work, image)
-        if layers is not None:
-            lab_in = sharpen_cranium(lab_in, lab_work, layers, surfaces)
-    checks = check_result(
-        lab_work, thickness_median_mm=float(np.median(surfaces.outer_mm - surfaces.inner_mm))
-    )
-    warnings += checks.warnings
-    result = SegmentResult(
-        lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
-    )
-    return result
+    if brain.data.sum() * brain.voxel_volume_ml < 300:
+        raise SkullsegError("no brain found in the image (is it a head MRI?)")
+    return levels, brain
 
 
 def run(
