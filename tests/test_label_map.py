@@ -1,0 +1,95 @@
+"""The label map from nested surfaces and tissue rules (:func:`skullseg.label_map.label_map`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skullseg import labels as L
+from skullseg.label_map import label_map
+from skullseg.masks import BrainLevels
+from skullseg.radial import sphere_grid
+from skullseg.skull import SkullParams, SkullSurfaces
+from skullseg.volume import Volume
+
+VOXEL_MM = 2.0
+RADII_MM = {"brain": 40.0, "inner": 43.0, "outer": 49.0, "scalp": 58.0}
+
+
+def _shell_head():
+    """Concentric layers around the grid's centre: brain, CSF, bone and scalp (T1 values)."""
+    n = 70
+    affine = np.diag([VOXEL_MM, VOXEL_MM, VOXEL_MM, 1.0])
+    affine[:3, 3] = -VOXEL_MM * (n - 1) / 2.0  # the centre voxel at world (0, 0, 0)
+    r = np.linalg.norm(np.mgrid[:n, :n, :n] - (n - 1) / 2.0, axis=0) * VOXEL_MM
+    image = np.select(
+        [r < RADII_MM["brain"], r < RADII_MM["inner"], r < RADII_MM["outer"]],
+        [1.0, 0.15, 0.1],
+        default=0.7,
+    )
+    head = r < RADII_MM["scalp"]
+    image = np.where(head, image, 0.0).astype(np.float32)
+    grid = sphere_grid(4)
+    ones = np.ones(grid.n)
+    surfaces = SkullSurfaces(
+        np.zeros(3), grid, *(RADII_MM[k] * ones for k in ("brain", "inner", "outer", "scalp"))
+    )
+    return Volume(image, affine), head, r < RADII_MM["brain"], surfaces, r
+
+
+def _label(vol, head, brain, surfaces, **kwargs):
+    levels = BrainLevels(wm=1.0, lower=0.5)
+    labels, layers = label_map(vol, head, brain, surfaces, levels, SkullParams(), **kwargs)
+    return labels.data, layers
+
+
+def test_layers_follow_the_surfaces():
+    vol, head, brain, surfaces, r = _shell_head()
+    labels, layers = _label(vol, head, brain, surfaces, t1_weighted=False, facial_bone=False)
+    assert layers is None
+    assert labels.dtype == np.uint8
+    assert set(np.unique(labels)) == {L.BACKGROUND, L.SCALP, L.SKULL, L.CSF, L.BRAIN}
+    # away from the surfaces (one voxel either side) every voxel has its layer's label
+    expected = np.select(
+        [r < 40, r < 43, r < 49, r < 58], [L.BRAIN, L.CSF, L.SKULL, L.SCALP], L.BACKGROUND
+    )
+    edges = np.array(list(RADII_MM.values()))
+    clear = np.min(np.abs(r[..., None] - edges), axis=-1) > VOXEL_MM
+    assert np.array_equal(labels[clear], expected[clear])
+    ml = (labels == L.SKULL).sum() * VOXEL_MM**3 / 1000.0
+    assert ml == pytest.approx(4.0 / 3.0 * np.pi * (49.0**3 - 43.0**3) / 1000.0, rel=0.05)
+
+
+def test_cisterns_come_from_the_priors_once_and_below_the_centre():
+    vol, head, brain, surfaces, r = _shell_head()
+    calls = []
+
+    def priors():
+        calls.append(1)
+        return {"csf": vol.with_data(np.ones(vol.shape, np.float32)),
+                "skull": vol.with_data(np.zeros(vol.shape, np.float32))}  # fmt: skip
+
+    plain, _ = _label(vol, head, brain, surfaces, t1_weighted=False, facial_bone=False)
+    labels, _ = _label(
+        vol, head, brain, surfaces, t1_weighted=False, facial_bone=False, cistern_priors=priors
+    )
+    assert len(calls) == 1
+    moved = (plain == L.SKULL) & (labels == L.CSF)
+    assert moved.any() and np.array_equal(labels[~moved], plain[~moved])
+    z = vol.world_coordinate(2)
+    assert np.all(z[moved] < 0.0)  # only below the centre
+    # and more than 2.5 mm inside the bone (to the voxel: measured between voxel centres)
+    assert np.all(r[moved] < 49.0 - 2.5 + VOXEL_MM)
+    none, _ = _label(
+        vol, head, brain, surfaces, t1_weighted=False, facial_bone=False,
+        cistern_priors=lambda: None,
+    )  # fmt: skip
+    assert np.array_equal(none, plain)
+
+
+def test_threads_and_layers_do_not_change_the_labels():
+    vol, head, brain, surfaces, _ = _shell_head()
+    one, no_layers = _label(vol, head, brain, surfaces, threads=1)
+    two, layers = _label(vol, head, brain, surfaces, threads=2, keep_layers=True)
+    assert no_layers is None and layers is not None and layers.shape == vol.shape
+    assert np.array_equal(one, two)
