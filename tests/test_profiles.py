@@ -82,6 +82,27 @@ def test_outer_skull_level_nears_the_foot_of_a_broad_rise():
     assert placed[1] < fixed[1] - 0.4
 
 
+def test_a_rise_broader_than_3_mm_is_placed_from_the_bone_minimum():
+    """Bright marrow up to a thin outer table: no dark bone, a 5 mm rise into the scalp, an
+    edge half-way up it. Only the search from the bone's minimum reaches the rise's foot."""
+    radii = np.arange(0.0, 30.0, 0.25)
+    foot_mm = 15.0
+    prof = (0.5 + 0.5 * np.clip((radii - foot_mm) / 5.0, 0.0, 1.0))[None]
+
+    def at(r):
+        return profile_at(prof, radii, r)
+
+    edge = np.array([foot_mm + 2.5])  # mid-rise, where the graph search's edge lands
+    kept = rise_point(at, edge, 0.1)
+    assert kept[0] == edge[0]  # the 3 mm before the peak hold no point below the level
+    placed = rise_point(at, edge, 0.1, from_minimum=np.array([True]))
+    assert abs(placed[0] - (foot_mm + 0.5)) < 0.2  # 10 % up a 5 mm ramp
+    unchanged = rise_point(at, edge, 0.1, from_minimum=np.array([False]))
+    assert unchanged[0] == kept[0]
+    wide = rise_width_mm(at, edge, from_minimum=np.array([True]))
+    assert wide[0] > rise_width_mm(at, edge)[0] + 1.0
+
+
 def test_thin_slices_leave_the_surfaces_unchanged():
     """1 mm input axes give exactly the surfaces fitted without them (no thick-slice rule)."""
     ph = make_phantom(2.0, seed=0)

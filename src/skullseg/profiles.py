@@ -80,7 +80,11 @@ def first_exit_after(inside: NDArray[np.bool_], radii: NDArray, start_mm: NDArra
 
 
 def rise_point(
-    at: Callable[[NDArray], NDArray], edge_mm: NDArray, fraction: float | NDArray
+    at: Callable[[NDArray], NDArray],
+    edge_mm: NDArray,
+    fraction: float | NDArray,
+    *,
+    from_minimum: NDArray | None = None,
 ) -> NDArray[np.float64]:
     """Where each profile has risen ``fraction`` of its bone-to-scalp step near ``edge_mm``.
 
@@ -93,6 +97,11 @@ def rise_point(
     the bone), so the bone ends near its foot rather than at its middle; the
     skull model picks the fraction from the rise's width
     (:func:`width_rise_fraction`; BENCHMARKS.md).
+
+    On rays where ``from_minimum`` is true the minimum is sampled every 0.125 mm and the
+    level is looked for from where the minimum is to the maximum, however far apart:
+    for an edge placed on a rise broader than 3 mm (marrow up to a thin outer table
+    leaves no dark bone to place the edge on), whose foot the 3 mm search cannot reach.
 
     Examples
     --------
@@ -111,7 +120,18 @@ def rise_point(
     level = bone + fraction * (scalp - bone)
     fine = peak_mm[:, None] + np.linspace(-3.0, 0.0, 25)[None, :]
     j = last_true(at(fine) < level[:, None])
-    return np.where(j >= 0, fine[rows, np.clip(j, 0, 24)] + 0.0625, edge_mm)
+    out = np.where(j >= 0, fine[rows, np.clip(j, 0, 24)] + 0.0625, edge_mm)
+    if from_minimum is None or not np.any(from_minimum):
+        return out
+    inside = edge_mm[:, None] - np.linspace(0.0, 2.5, 21)[None, :]
+    below = at(inside)
+    foot_mm, low = inside[rows, below.argmin(axis=1)], below.min(axis=1)
+    level = low + fraction * (scalp - low)
+    span = peak_mm - foot_mm
+    wide = foot_mm[:, None] + np.linspace(0.0, 1.0, 49)[None, :] * span[:, None]
+    k = last_true(at(wide) < level[:, None])
+    found = np.where(k >= 0, wide[rows, np.clip(k, 0, 48)] + span / 96.0, edge_mm)
+    return np.where(from_minimum, found, out)
 
 
 def rise_width_mm(
@@ -119,9 +139,12 @@ def rise_width_mm(
     edge_mm: NDArray,
     low_fraction: float = 0.1,
     high_fraction: float = 0.9,
+    *,
+    from_minimum: NDArray | None = None,
 ) -> NDArray[np.float64]:
     """Width (mm) of each profile's bone-to-scalp rise: from ``low_fraction`` to
-    ``high_fraction`` of its step (both placed by :func:`rise_point`).
+    ``high_fraction`` of its step (both placed by :func:`rise_point`, with its
+    ``from_minimum``).
 
     Examples
     --------
@@ -131,7 +154,8 @@ def rise_width_mm(
     >>> 1.4 <= float(w[0]) <= 1.8
     True
     """
-    return rise_point(at, edge_mm, high_fraction) - rise_point(at, edge_mm, low_fraction)
+    high = rise_point(at, edge_mm, high_fraction, from_minimum=from_minimum)
+    return high - rise_point(at, edge_mm, low_fraction, from_minimum=from_minimum)
 
 
 def width_rise_fraction(

@@ -100,6 +100,10 @@ class SkullParams:
     thick_edge_rise_fraction: float = 0.5
     graph_search: bool = True
     max_step_mm: float = 1.0  # largest outer-skull jump between neighbouring rays (graph search)
+    # where no sample within 1 mm of the graph search's edge is darker than dark_fraction x WM
+    # (marrow up to a thin outer table: the edge is mid-rise), the rise's foot is looked for
+    # from the bone's minimum, not only in the 3 mm before the scalp's peak (rise_point)
+    bright_bone_from_minimum: bool = True
     outermost_bonus: float = 0.02  # per mm: prefer the outer of two similar edges
     dark_fraction: float = 0.45  # bone-like below this fraction of the white-matter level
     bone_fraction: float = 0.5  # extracranial bone: below this share of the local soft tissue
@@ -371,10 +375,13 @@ def outer_by_graph_search(
     fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
     j = last_true(at(fine) < dark_threshold)
     refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
+    # no dark bone near the edge (bright marrow up to the outer table): the graph search's
+    # edge is on the rise itself, whose foot may be more than 3 mm before the scalp's peak
+    bright = (j < 0) if p.bright_bone_from_minimum else None
     if rise_fraction is None:
         if p.edge_rise_adaptive:
             base = width_rise_fraction(
-                rise_width_mm(at, refined),
+                rise_width_mm(at, refined, from_minimum=bright),
                 sharp_fraction=p.edge_rise_sharp_fraction,
                 sharp_width_mm=p.edge_rise_sharp_width_mm,
                 per_mm=p.edge_rise_per_mm,
@@ -386,7 +393,7 @@ def outer_by_graph_search(
         rise_fraction = base + w * (p.thick_edge_rise_fraction - base)
     fraction = np.broadcast_to(rise_fraction, refined.shape)
     if np.any(fraction > 0):
-        moved = np.minimum(rise_point(at, refined, fraction), hi_mm)
+        moved = np.minimum(rise_point(at, refined, fraction, from_minimum=bright), hi_mm)
         refined = np.where(fraction > 0, moved, refined)
     return smooth_on_sphere(refined, grid, iterations=2)
 
