@@ -17,7 +17,7 @@ from skullseg.profiles import (
     width_rise_fraction,
 )
 from skullseg.radial import sphere_grid
-from skullseg.skull import fit_skull_surfaces
+from skullseg.skull import SkullParams, fit_skull_surfaces, outer_by_graph_search
 
 
 @pytest.mark.parametrize("edge_mm", [1.0, 2.0])
@@ -101,6 +101,27 @@ def test_a_rise_broader_than_3_mm_is_placed_from_the_bone_minimum():
     assert unchanged[0] == kept[0]
     wide = rise_width_mm(at, edge, from_minimum=np.array([True]))
     assert wide[0] > rise_width_mm(at, edge)[0] + 1.0
+
+
+def test_outer_skull_over_bright_bone_lands_at_the_rise_foot_unless_slices_are_thick():
+    """Every ray: dark CSF, then bone as bright as marrow (no sample below the bone
+    threshold), then a 5 mm rise into the scalp starting at 60 mm. The outer skull goes to
+    the rise's foot; a thick-sliced input, or the rule turned off, keeps the mid-rise edge."""
+    grid = sphere_grid(2)
+    radii = np.arange(0.0, 100.0, 0.5)
+    one = np.select([radii < 45, radii < 48, radii < 60], [1.0, 0.15, 0.5], default=1.0)
+    one = np.where((radii >= 60) & (radii < 65), 0.5 + 0.5 * (radii - 60) / 5.0, one)
+    prof = np.tile(one, (grid.n, 1))
+    inner = np.full(grid.n, 48.0)
+    hi = np.full(grid.n, 80.0)
+    p = SkullParams()
+    args = (prof, radii, inner, hi, 0.45, grid)
+    foot = outer_by_graph_search(*args, p)
+    kept = outer_by_graph_search(*args, SkullParams(bright_bone_from_minimum=False))
+    thick = outer_by_graph_search(*args, p, thick=np.full(grid.n, 0.5))
+    assert np.all(np.abs(foot - 60.5) < 0.3)  # 10 % up the ramp
+    assert np.all(kept > foot + 1.0)  # mid-rise
+    assert np.all(thick > foot + 1.0)  # the rule is off for a thick-sliced input
 
 
 def test_thin_slices_leave_the_surfaces_unchanged():
