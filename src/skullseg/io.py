@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import logging
 import math
 import zlib
 from collections.abc import Callable, Iterator
@@ -36,8 +35,6 @@ from .io_checks import (
 from .volume import Volume
 
 __all__ = ["load_volume", "save_nifti", "detect_format", "input_header_summary"]
-
-log = logging.getLogger("skullseg")
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SUFFIXES = {
