@@ -7,7 +7,7 @@ the inner skull is CSF or brain, between the inner and outer skull is bone. The 
 1. air cavities (sinuses, mastoid cells): dark voxels anywhere beyond the outer skull, and in
    the bone band only at the skull base where the registered atlas expects air
    (:func:`~skullseg.tissue.sinus_region`, :func:`~skullseg.tissue.air_cavities`);
-2. the spinal canal, traced below the brain on a T1 (:func:`~skullseg.tissue.spinal_cord`),
+2. the spinal canal, traced below the brain on a T1 (:func:`~skullseg.spine.spinal_cord`),
    which is never bone;
 3. bone below the cranium on a T1: facial skeleton, mandible, skull base, upper spine
    (:func:`~skullseg.tissue.extracranial_bone`);

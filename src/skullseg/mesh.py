@@ -1,7 +1,8 @@
 """Triangle surfaces from binary masks: watertight, outward-oriented, in world RAS mm.
 
 :func:`mask_to_surface` turns a :class:`~skullseg.volume.Volume` mask into a closed
-:class:`Surface`; :func:`check_mesh` says whether a surface is fit for printing or BEM;
+:class:`Surface`; :func:`check_mesh` (defined in :mod:`skullseg.mesh_checks`) says whether
+a surface is fit for printing or BEM;
 :func:`write_mesh` saves it as STL, PLY, OBJ, GIFTI or FreeSurfer geometry.
 
 Orientation convention: faces are counter-clockwise seen from outside the material, so
@@ -21,15 +22,9 @@ from numpy.typing import NDArray
 from scipy import ndimage, sparse
 
 from .fileutil import atomic_path
-from .geometry import (
-    _cell_mm,
-    _crossing_candidates,
-    _grid_entries,
-    _group_offsets,
-    _pairs_cross,
-    count_crossings,
-)
-from .topology import _compact, _edge_stats, _face_bodies, _n_used, _pinch_free, decimate
+from .geometry import _crossing_candidates, _pairs_cross
+from .mesh_checks import _is_manifold, _nesting_depths, _signed_volumes_mm3, check_mesh
+from .topology import _compact, _face_bodies, decimate
 from .volume import Volume
 
 if TYPE_CHECKING:
@@ -125,45 +120,6 @@ def largest_components(mask: NDArray, min_voxels: int) -> NDArray[np.bool_]:
 
 
 # -- mesh topology ------------------------------------------------------------------------
-def _signed_volumes_mm3(vertices: NDArray, faces: NDArray, labels: NDArray, n: int) -> NDArray:
-    """Signed volume enclosed by each labelled body (divergence theorem)."""
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    return np.bincount(labels, np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0, minlength=n)
-
-
-_RAY_FRAME = np.linalg.qr([[0.93, 0.29, -0.22], [-0.31, 0.95, 0.07], [0.19, 0.12, 0.97]])[0]
-
-
-def _nesting_depths(vertices: NDArray, faces: NDArray, labels: NDArray, n: int) -> NDArray:
-    """For each body, how many other bodies enclose it: the parity of crossings with each
-    other body of a ray cast, in a generic direction, from one of its face centroids."""
-    if n < 2:
-        return np.zeros(n, np.int64)
-    tri = (vertices @ _RAY_FRAME)[faces]  # the ray runs along the first rotated axis
-    probe = tri[np.unique(labels, return_index=True)[1]].mean(1)
-    lo, hi = tri[:, :, 1:].min(1), tri[:, :, 1:].max(1)
-    origin, cell_mm = lo.min(0), _cell_mm(lo, hi)
-    box, key = _grid_entries(lo - origin, hi - origin, cell_mm)
-    cells = np.floor((probe[:, 1:] - origin) / cell_mm).astype(np.int64)
-    dims = np.floor((hi.max(0) - origin) / cell_mm).astype(np.int64) + 1
-    probe_key = np.ravel_multi_index(np.clip(cells, 0, dims - 1).T, dims)
-    start = np.searchsorted(key, probe_key, "left")
-    count = np.searchsorted(key, probe_key, "right") - start
-    body = np.repeat(np.arange(n), count)
-    t = box[np.repeat(start, count) + _group_offsets(count)]
-    a, b, c, p = tri[t, 0], tri[t, 1], tri[t, 2], probe[body]
-
-    def area(u: NDArray, v: NDArray) -> NDArray:  # signed area of (u, v, p) in the y-z plane
-        return (v[:, 1] - u[:, 1]) * (p[:, 2] - u[:, 2]) - (v[:, 2] - u[:, 2]) * (p[:, 1] - u[:, 1])
-
-    w = np.stack([area(b, c), area(c, a), area(a, b)], axis=1)  # barycentric weights of a, b, c
-    inside = np.all(w > 0, axis=1) | np.all(w < 0, axis=1)
-    x = (w * np.stack([a[:, 0], b[:, 0], c[:, 0]], axis=1)).sum(1) / np.where(inside, w.sum(1), 1)
-    hit = inside & (x > p[:, 0]) & (labels[t] != body)
-    pair, crossings = np.unique(body[hit] * n + labels[t[hit]], return_counts=True)
-    return np.bincount(pair[crossings % 2 == 1] // n, minlength=n)
-
-
 def _orient_outward(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
     """Flip bodies so that each points away from material (even depth: +vol, odd: -vol)."""
     labels, n = _face_bodies(len(vertices), faces)
@@ -173,11 +129,6 @@ def _orient_outward(vertices: NDArray, faces: NDArray) -> NDArray[np.int64]:
     faces = faces.copy()
     faces[flip] = faces[flip][:, ::-1]
     return faces
-
-
-def _count_self_intersections(surface: Surface) -> int:
-    """Crossing triangle pairs of ``surface`` (:func:`skullseg.geometry.count_crossings`)."""
-    return count_crossings(surface.vertices, surface.faces)
 
 
 def _untangle(vertices: NDArray, reference: NDArray, faces: NDArray, rounds: int = 10) -> NDArray:
@@ -201,24 +152,6 @@ def _untangle(vertices: NDArray, reference: NDArray, faces: NDArray, rounds: int
         v[moved] = reference[moved]
         changed = moved[faces].any(1)
     return reference.copy()
-
-
-def _is_manifold(surface: Surface) -> bool:
-    """Closed, consistently wound, pinch-free, and accepted by manifold3d (status NoError)."""
-    import manifold3d
-
-    if not len(surface.faces) or not _edge_stats(surface.faces)[1]:
-        return False
-    if not _pinch_free(surface.faces):
-        return False
-    mesh = manifold3d.Mesh(
-        vert_properties=surface.vertices.astype(np.float32),
-        tri_verts=surface.faces.astype(np.uint32),
-    )
-    try:
-        return manifold3d.Manifold(mesh).status() == manifold3d.Error.NoError
-    except Exception:  # construction itself refused the mesh
-        return False
 
 
 # -- mesh processing ----------------------------------------------------------------------
@@ -348,70 +281,7 @@ def mask_to_surface(
     return Surface(vertices, _orient_outward(vertices, faces))
 
 
-# -- checks and output --------------------------------------------------------------------
-def check_mesh(surface: Surface) -> dict:
-    """Topology and geometry report of a surface.
-
-    Returns
-    -------
-    dict
-        With these keys:
-
-        n_vertices, n_faces : int
-            Referenced vertices and faces.
-        watertight : bool
-            Every edge is shared by exactly two faces.
-        winding_consistent : bool
-            Watertight, and the two faces of every edge traverse it in opposite directions.
-        outward_normals : bool
-            Winding consistent, total signed volume > 0, and each body's signed volume is > 0
-            when an even number of other bodies enclose it and < 0 when odd (nesting found by
-            ray parity): normals point from material into empty space, cavities included.
-        volume_ml, area_cm2 : float
-            Signed enclosed volume (material volume when oriented) and surface area.
-        n_bodies : int
-            Connected components (faces linked through shared vertices).
-        euler_number : int
-            V - E + F; 2 per sphere-like shell, 2 - 2g for a shell of genus g.
-        manifold : bool
-            Winding consistent, no pinched vertex (two fans sharing a vertex), and
-            ``manifold3d.Manifold`` builds it with status ``NoError``.
-        self_intersecting : bool
-            Some two triangles that share no vertex cross: an edge of one passes through the
-            interior of the other (exact predicate up to float rounding, grid broad phase).
-            Touching/coplanar contacts and folds between triangles that share a vertex are not
-            counted.
-
-    Examples
-    --------
-    >>> info = check_mesh(icosphere(3))
-    >>> info["watertight"], info["n_bodies"], info["euler_number"], info["self_intersecting"]
-    (True, 1, 2, False)
-    """
-    v, f = surface.vertices, surface.faces
-    watertight, consistent, n_edges = _edge_stats(f) if len(f) else (False, False, 0)
-    labels, n_bodies = _face_bodies(len(v), f)
-    volumes = _signed_volumes_mm3(v, f, labels, n_bodies)
-    outward = consistent and volumes.sum() > 0
-    if outward:
-        want = np.where(_nesting_depths(v, f, labels, n_bodies) % 2 == 0, 1.0, -1.0)
-        outward = bool(np.all(volumes * want > 0))
-    cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    return {
-        "n_vertices": _n_used(f),
-        "n_faces": int(len(f)),
-        "watertight": watertight,
-        "winding_consistent": consistent,
-        "outward_normals": bool(outward),
-        "volume_ml": float(volumes.sum() / 1000.0),
-        "area_cm2": float(np.linalg.norm(cross, axis=1).sum() / 2.0 / 100.0),
-        "n_bodies": n_bodies,
-        "manifold": _is_manifold(surface),
-        "self_intersecting": _count_self_intersections(surface) > 0,
-        "euler_number": _n_used(f) - n_edges + int(len(f)),
-    }
-
-
+# -- output -----------------------------------------------------------------------------
 def _write_gifti(surface: Surface, path: str) -> None:
     import nibabel as nib
     from nibabel.gifti import GiftiCoordSystem, GiftiDataArray, GiftiImage
