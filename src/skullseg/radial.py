@@ -26,6 +26,7 @@ __all__ = [
     "sample_profiles",
     "smooth_on_sphere",
     "robust_smooth_on_sphere",
+    "smooth_over_top",
     "close_on_sphere",
     "extend_over_mask",
     "radius_at",
@@ -98,6 +99,37 @@ def smooth_on_sphere(
     for _ in range(iterations):
         v = (1 - weight) * v + weight * v[grid.neighbours].mean(axis=1)
     return v
+
+
+def smooth_over_top(
+    values: NDArray,
+    grid: SphereGrid,
+    *,
+    iterations: int,
+    min_z: float = 0.0,
+    ramp_z: float = 0.3,
+) -> NDArray[np.float64]:
+    """Smooth a per-direction map only on the rays that point up (world z).
+
+    The map is smoothed (:func:`smooth_on_sphere`, ``iterations`` passes) and blended
+    in by the ray's z component: not at all below ``min_z``, fully from
+    ``min_z + ramp_z``.
+
+    Examples
+    --------
+    >>> g = sphere_grid(2)
+    >>> rng = np.random.default_rng(0)
+    >>> r = 80.0 + rng.normal(0.0, 1.0, g.n)
+    >>> s = smooth_over_top(r, g, iterations=10)
+    >>> bool(np.all(s[g.directions[:, 2] <= 0.0] == r[g.directions[:, 2] <= 0.0]))
+    True
+    >>> top = g.directions[:, 2] > 0.3
+    >>> bool(np.std(s[top]) < np.std(r[top]))
+    True
+    """
+    v = np.asarray(values, dtype=np.float64)
+    weight = np.clip((grid.directions[:, 2] - min_z) / ramp_z, 0.0, 1.0)
+    return v + weight * (smooth_on_sphere(v, grid, iterations) - v)
 
 
 def robust_smooth_on_sphere(

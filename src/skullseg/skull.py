@@ -8,8 +8,8 @@ between the two dark tables stays inside the bone, and placed on that rise:
 nearer its foot the broader the rise is (:func:`skullseg.profiles.rise_point`,
 :func:`skullseg.profiles.width_rise_fraction`). CSF and compact bone are
 both dark in a T1, so the inner skull is placed at a share of the dark band
-between brain and outer skull (:func:`inner_from_band`; with a T2, at the
-CSF-to-bone fall instead). Where the input's slices are thick along a ray,
+between brain and outer skull (:func:`~skullseg.inner_skull.inner_from_band`;
+with a T2, at the CSF-to-bone fall instead). Where the input's slices are thick along a ray,
 its profile is blurred across these edges: there the brain envelope is moved
 to the half height of its own edge and the outer skull to the half height of
 its rise (:func:`skullseg.profiles.thick_weight`). Each radius map is made
@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .graphsearch import optimal_surface
+from .inner_skull import inner_from_band, inner_from_t2
 from .morphology import closing, fill_holes
 from .profiles import (
     first_exit_after,
@@ -59,6 +60,9 @@ __all__ = [
     "SkullParams",
     "SkullSurfaces",
     "fit_skull_surfaces",
+    # the inner skull's rules, defined in :mod:`skullseg.inner_skull`
+    "inner_from_band",
+    "inner_from_t2",
     # profile tools, defined in :mod:`skullseg.profiles`, importable from here too
     "last_crossing",
     "profile_at",
@@ -78,6 +82,12 @@ class SkullParams:
     inner_offset_mm: float = -1.5
     inner_fraction: float = 0.45
     min_csf_mm: float = 1.0
+    # the inner table over the top of the head is smoother than the brain envelope it is
+    # placed from (gyri, the fissure's rims): on rays whose world z component is above
+    # inner_smooth_min_z (fully from 0.3 higher) the T1 inner skull is Laplacian-smoothed
+    # inner_smooth_iterations times on the sphere (skullseg.radial.smooth_over_top; 0: off)
+    inner_smooth_iterations: int = 15
+    inner_smooth_min_z: float = 0.0
     edge_fraction: float = 0.5
     # outer skull where the profile has risen this share of the way from the bone's minimum
     # (2.5 mm inside) to the scalp's maximum (3 mm outside); 0 keeps the bone-threshold edge.
@@ -252,7 +262,7 @@ def fit_skull_surfaces(
     outer_r = outer_r + p.outer_offset_mm
 
     if t2 is None:
-        inner_r = inner_from_band(brain_r, outer_r, p)
+        inner_r = inner_from_band(brain_r, outer_r, p, grid=grid)
     inner_r, outer_r, scalp_r = enforce_nesting(
         inner_r, outer_r, scalp_r, p.min_skull_thickness_mm, p.min_scalp_thickness_mm
     )
@@ -269,65 +279,6 @@ def fit_skull_surfaces(
     return SkullSurfaces(
         centre, grid, brain_r, inner_r, outer_r, scalp_r, info={"rays_without_dark_band": n_missing}
     )
-
-
-def inner_from_band(brain_mm: NDArray, outer_mm: NDArray, p: SkullParams) -> NDArray[np.float64]:
-    """Inner skull on a T1: a share of the dark band between brain and outer skull.
-
-    In T1 both CSF and compact bone are dark, so the inner table is not an
-    edge in the image. Where the band from the brain envelope to the outer
-    skull is wide, both the CSF layer and the bone are thicker; the inner skull
-    is placed at ``brain + inner_offset + inner_fraction * (outer - brain)``,
-    at least ``min_csf`` beyond the brain and ``min_skull_thickness`` inside
-    the outer skull.
-
-    Examples
-    --------
-    >>> float(inner_from_band(np.array([60.0]), np.array([70.0]), SkullParams())[0])
-    63.0
-    """
-    band = outer_mm - brain_mm
-    inner = brain_mm + p.inner_offset_mm + p.inner_fraction * band
-    inner = np.maximum(inner, brain_mm + p.min_csf_mm)
-    return np.minimum(inner, np.maximum(outer_mm - p.min_skull_thickness_mm, brain_mm))
-
-
-def inner_from_t2(
-    t2_profiles: NDArray,
-    radii_mm: NDArray,
-    brain_mm: NDArray,
-    fallback_mm: NDArray,
-    grid: SphereGrid,
-    p: SkullParams,
-) -> NDArray[np.float64]:
-    """Inner skull from a T2 (or PD) image: where bright CSF gives way to dark bone.
-
-    Beyond the brain envelope the T2 profile rises into CSF and falls into bone.
-    The inner skull is the optimal smooth surface (graph search) through the
-    strongest falls within ``[brain - 1, brain + 3 x csf_thickness]`` mm,
-    placed at the half-way crossing; rays where the fall is weak keep
-    ``fallback_mm``.
-    """
-    step = float(radii_mm[1] - radii_mm[0])
-    offsets = np.arange(-1.0, 3.0 * p.csf_thickness_mm + 1e-9, step)
-    cand = brain_mm[:, None] + offsets[None, :]
-
-    at = profile_sampler(t2_profiles, radii_mm)
-
-    inside = np.max([at(cand - d) for d in (0.5, 1.0, 1.5)], axis=0)
-    outside = np.mean([at(cand + d) for d in (0.5, 1.0, 1.5)], axis=0)
-    scale = max(float(np.percentile(t2_profiles[t2_profiles > 0], 99)), 1e-6)
-    fall = (inside - outside) / scale
-    idx = optimal_surface(-fall, grid.neighbours, max(1, int(round(p.max_step_mm / step))))
-    n = len(idx)
-    chosen = cand[np.arange(n), idx]
-    strength = fall[np.arange(n), idx]
-    level = 0.5 * (inside[np.arange(n), idx] + outside[np.arange(n), idx])
-    fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
-    j = last_true(at(fine) >= level[:, None])
-    refined = np.where(j >= 0, fine[np.arange(n), np.clip(j, 0, 8)] + 0.125, chosen)
-    inner = np.where(strength > 0.1, refined, fallback_mm)
-    return robust_smooth_on_sphere(inner, grid, rings=2, tolerance_mm=2.0, iterations=2)
 
 
 def outer_by_graph_search(
