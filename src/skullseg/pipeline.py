@@ -31,17 +31,10 @@ from .conform import (
     working_grid,
 )
 from .errors import ImplausibleResultError, InputError, SkullsegError
+from .head import cut_faces, head_mask, skin_mask
 from .intensity import n4_bias_correct
 from .label_map import label_map
-from .masks import (
-    BrainLevels,
-    adaptive_brain_mask,
-    brain_levels,
-    brain_levels_t2,
-    cut_faces,
-    head_mask,
-    skin_mask,
-)
+from .masks import BrainLevels, adaptive_brain_mask, brain_levels, brain_levels_t2
 from .parallel import cpu_threads, itk_single_thread
 from .priors import (
     affine_priors,
@@ -141,7 +134,7 @@ def segment(
         (:func:`skullseg.deformable.refine_atlas_fit`, a few seconds) and take the skull
         base's cisterns from its CSF prior (:func:`skullseg.cisterns.cisterns_from_atlas`).
     pad_cut_mm : float
-        Where the field of view cuts through the head (:func:`skullseg.masks.cut_faces`),
+        Where the field of view cuts through the head (:func:`skullseg.head.cut_faces`),
         the image is extended this far by repeating its edge slice before segmenting,
         so the head's tissue goes on past the cut and no skull is closed across the
         last slices; labels are cropped back to the field of view. 0 turns this off.
