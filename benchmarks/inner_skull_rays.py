@@ -5,9 +5,8 @@ reference inner skull is where the reference's intracranial mask ends. From the
 same brain envelope and outer skull, two T1 rules place the inner skull:
 
 * ``constant``: brain + 2.5 mm (the rule before session 2);
-* ``band, plain``: :func:`skullseg.skull.inner_from_band` without the rays' grid (one
-  share of the band on every ray, no smoothing over the top of the head: the rule
-  before session 21);
+* ``band, unsmoothed``: :func:`skullseg.skull.inner_from_band` without the rays' grid
+  (no smoothing over the top of the head);
 * ``band``: the same with the grid, as ``segment`` places it.
 
 Printed per head, over rays pointing above ``z > -0.2`` (the ray through the foramen
@@ -51,11 +50,11 @@ def row(name: str, image: Volume, intracranial: Volume) -> str:
     band = inner_from_band(s.brain_mm, s.outer_mm, SkullParams(), grid=s.grid)[keep]
     brain, outer, truth = s.brain_mm[keep], s.outer_mm[keep], truth[keep]
     constant = brain + 2.5
-    plain = inner_from_band(brain, outer, SkullParams())
+    unsmoothed = inner_from_band(brain, outer, SkullParams())
     r = np.corrcoef(truth - brain, outer - brain)[0, 1]
     cells = [
         f"{np.abs(x - truth).mean():.2f} / {(x - truth).mean():+.2f}"
-        for x in (constant, plain, band)
+        for x in (constant, unsmoothed, band)
     ]
     return f"| {name} | {' | '.join(cells)} | {r:.2f} |"
 
@@ -68,7 +67,7 @@ def main() -> int:
     ap.add_argument("--sim-seeds", nargs="*", type=int, default=[0, 1, 2])
     args = ap.parse_args()
     print(
-        "| head | constant: MAE / bias mm | band, plain: MAE / bias mm"
+        "| head | constant: MAE / bias mm | band, unsmoothed: MAE / bias mm"
         " | band: MAE / bias mm | r(CSF, band) |"
     )
     print("|---|---|---|---|---|")

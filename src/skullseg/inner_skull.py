@@ -26,12 +26,7 @@ __all__ = ["inner_from_band", "inner_from_t2"]
 
 
 def inner_from_band(
-    brain_mm: NDArray,
-    outer_mm: NDArray,
-    p: SkullParams,
-    *,
-    grid: SphereGrid | None = None,
-    thick: NDArray | None = None,
+    brain_mm: NDArray, outer_mm: NDArray, p: SkullParams, *, grid: SphereGrid | None = None
 ) -> NDArray[np.float64]:
     """Inner skull on a T1: a share of the dark band between brain and outer skull.
 
@@ -39,13 +34,10 @@ def inner_from_band(
     edge in the image. Where the band from the brain envelope to the outer
     skull is wide, both the CSF layer and the bone are thicker; the inner skull
     is placed at ``brain + inner_offset + inner_fraction * (outer - brain)``.
-    With the rays' ``grid``, the share goes to ``p.inner_fraction_low`` on rays that
-    point below ``p.inner_low_max_z`` (ramped in over 0.3 of the ray's z component),
-    where the band holds more bone (not when any ray runs along thick slices:
-    ``thick``, 0-1 per ray, :func:`skullseg.profiles.thick_weight`); and the map is
-    smoothed over the top of the head (``p.inner_smooth_iterations`` passes above
-    ``p.inner_smooth_min_z``, :func:`skullseg.radial.smooth_over_top`): the inner
-    table there is smoother than the brain envelope's gyri. The result is kept at least ``min_csf``
+    With the rays' ``grid``, that map is then smoothed over the top of the head
+    (``p.inner_smooth_iterations`` passes above ``p.inner_smooth_min_z``,
+    :func:`skullseg.radial.smooth_over_top`): the inner table there is smoother
+    than the brain envelope's gyri. The result is kept at least ``min_csf``
     beyond the brain and ``min_skull_thickness`` inside the outer skull.
 
     Examples
@@ -55,15 +47,7 @@ def inner_from_band(
     63.0
     """
     band = outer_mm - brain_mm
-    fraction: float | NDArray = p.inner_fraction
-    # a smaller share below the equator, ramped in over 0.3 of z; not in a thick-sliced
-    # input (measured: 4 mm axial simulated heads lose 0.002 Dice with it, on every ray
-    # or only on the rays across the slices)
-    thin = thick is None or not np.any(np.asarray(thick) > 0.0)
-    if grid is not None and thin:
-        low = np.clip((p.inner_low_max_z - grid.directions[:, 2]) / 0.3, 0.0, 1.0)
-        fraction = p.inner_fraction + low * (p.inner_fraction_low - p.inner_fraction)
-    inner = brain_mm + p.inner_offset_mm + fraction * band
+    inner = brain_mm + p.inner_offset_mm + p.inner_fraction * band
     if grid is not None and p.inner_smooth_iterations > 0:
         inner = smooth_over_top(
             inner, grid, iterations=p.inner_smooth_iterations, min_z=p.inner_smooth_min_z

@@ -88,13 +88,6 @@ class SkullParams:
     # inner_smooth_iterations times on the sphere (skullseg.radial.smooth_over_top; 0: off)
     inner_smooth_iterations: int = 15
     inner_smooth_min_z: float = 0.0
-    # below the equator the band holds more bone: on rays whose world z component is below
-    # inner_low_max_z (fully from 0.3 lower) the share is inner_fraction_low, not
-    # inner_fraction (fitted with the smoothing on simulated, FLASH-referenced and template
-    # heads; see BENCHMARKS, session 21); not in a thick-sliced input (any ray over
-    # thick_start_mm), whose simulated heads lost 0.002 Dice with it
-    inner_fraction_low: float = 0.35
-    inner_low_max_z: float = 0.0
     edge_fraction: float = 0.5
     # outer skull where the profile has risen this share of the way from the bone's minimum
     # (2.5 mm inside) to the scalp's maximum (3 mm outside); 0 keeps the bone-threshold edge.
@@ -269,7 +262,7 @@ def fit_skull_surfaces(
     outer_r = outer_r + p.outer_offset_mm
 
     if t2 is None:
-        inner_r = inner_from_band(brain_r, outer_r, p, grid=grid, thick=thick)
+        inner_r = inner_from_band(brain_r, outer_r, p, grid=grid)
     inner_r, outer_r, scalp_r = enforce_nesting(
         inner_r, outer_r, scalp_r, p.min_skull_thickness_mm, p.min_scalp_thickness_mm
     )
