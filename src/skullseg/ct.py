@@ -33,7 +33,13 @@ from scipy import ndimage as ndi
 
 from . import labels as L
 from .conform import resample_to_grid, to_input_grid, working_grid
-from .ct_masks import METAL_HU, csf_mask, ct_bone_mask, ct_head_mask, intracranial_mask  # noqa: F401
+from .ct_masks import (
+    METAL_HU,  # noqa: F401  (kept importable from skullseg.ct)
+    csf_mask,
+    ct_bone_mask,
+    ct_head_mask,
+    intracranial_mask,
+)
 from .errors import SkullsegError
 from .morphology import opening
 from .profiles import first_exit_after

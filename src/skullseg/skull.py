@@ -9,9 +9,9 @@ nearer its foot the broader the rise is (:func:`skullseg.profiles.rise_point`,
 :func:`skullseg.profiles.width_rise_fraction`). CSF and compact bone are
 both dark in a T1, so the inner skull is placed at a share of the dark band
 between brain and outer skull (:func:`~skullseg.inner_skull.inner_from_band`;
-with a T2, at the CSF-to-bone fall instead). Where the input's slices are thick along a ray,
-its profile is blurred across these edges: there the brain envelope is moved
-to the half height of its own edge and the outer skull to the half height of
+with a T2, at the CSF-to-bone fall instead). Where the input's slices are thick
+along a ray, its profile is blurred across these edges: there the brain envelope
+is moved to the half height of its own edge and the outer skull to the half height of
 its rise (:func:`skullseg.profiles.thick_weight`). Each radius map is made
 robust on the sphere (outliers to the local median) and smoothed; then
 ordering and minimum gaps are enforced ray by ray, which makes the three
