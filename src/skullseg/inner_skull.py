@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from .graphsearch import optimal_surface
 from .profiles import last_true, profile_sampler
-from .radial import SphereGrid, robust_smooth_on_sphere, smooth_over_top
+from .radial import SphereGrid, close_over_top, robust_smooth_on_sphere, smooth_over_top
 
 if TYPE_CHECKING:
     from .skull import SkullParams
@@ -34,8 +34,11 @@ def inner_from_band(
     edge in the image. Where the band from the brain envelope to the outer
     skull is wide, both the CSF layer and the bone are thicker; the inner skull
     is placed at ``brain + inner_offset + inner_fraction * (outer - brain)``.
-    With the rays' ``grid``, that map is then smoothed over the top of the head
-    (``p.inner_smooth_iterations`` passes above ``p.inner_smooth_min_z``,
+    With the rays' ``grid``, ``brain`` there is first the envelope closed over
+    ``p.inner_closing_rings`` rings above ``p.inner_closing_min_z``
+    (:func:`skullseg.radial.close_over_top`: the inner table bridges the fissure's
+    mouth and the sagittal sinus), and the map is then smoothed over the top of
+    the head (``p.inner_smooth_iterations`` passes above ``p.inner_smooth_min_z``,
     :func:`skullseg.radial.smooth_over_top`): the inner table there is smoother
     than the brain envelope's gyri. The result is kept at least ``min_csf``
     beyond the brain and ``min_skull_thickness`` inside the outer skull.
@@ -46,8 +49,12 @@ def inner_from_band(
     >>> float(inner_from_band(np.array([60.0]), np.array([70.0]), SkullParams())[0])
     63.0
     """
-    band = outer_mm - brain_mm
-    inner = brain_mm + p.inner_offset_mm + p.inner_fraction * band
+    base = brain_mm
+    if grid is not None and p.inner_closing_rings > 0:
+        base = close_over_top(
+            brain_mm, grid, rings=p.inner_closing_rings, min_z=p.inner_closing_min_z
+        )
+    inner = base + p.inner_offset_mm + p.inner_fraction * (outer_mm - base)
     if grid is not None and p.inner_smooth_iterations > 0:
         inner = smooth_over_top(
             inner, grid, iterations=p.inner_smooth_iterations, min_z=p.inner_smooth_min_z

@@ -88,6 +88,13 @@ class SkullParams:
     # inner_smooth_iterations times on the sphere (skullseg.radial.smooth_over_top; 0: off)
     inner_smooth_iterations: int = 15
     inner_smooth_min_z: float = 0.0
+    # the inner table bridges the interhemispheric fissure and the sagittal sinus, which
+    # are wider than the envelope's fissure closing: the band rule places the T1 inner
+    # skull from the brain envelope closed over inner_closing_rings grid rings on rays
+    # above inner_closing_min_z (fully from 0.3 higher); the CSF minimum still counts
+    # from the envelope itself (0 rings: off)
+    inner_closing_rings: int = 4
+    inner_closing_min_z: float = 0.2
     edge_fraction: float = 0.5
     # outer skull where the profile has risen this share of the way from the bone's minimum
     # (2.5 mm inside) to the scalp's maximum (3 mm outside); 0 keeps the bone-threshold edge.
