@@ -125,7 +125,9 @@ def test_print_slurm(raw, tmp_path, capsys):
 
 
 def test_memory_cap(monkeypatch):
-    monkeypatch.setattr(bids, "available_memory_bytes", lambda: 9 * 1024**3)
+    import skullseg.parallel
+
+    monkeypatch.setattr(skullseg.parallel, "available_memory_bytes", lambda: 9 * 1024**3)
     assert bids.memory_capped_jobs(4, mem_per_job_gb=4.0) == 2
     assert bids.memory_capped_jobs(1, mem_per_job_gb=40.0) == 1
 

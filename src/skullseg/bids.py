@@ -30,6 +30,7 @@ from . import __version__
 from .bids_executors import run_dask, run_pool
 from .errors import InputError, SkullsegError
 from .fileutil import atomic_write_bytes
+from .parallel import MEM_PER_JOB_GB, memory_capped_jobs
 
 __all__ = [
     "Job",
@@ -46,8 +47,6 @@ __all__ = [
 log = logging.getLogger("skullseg")
 
 BIDS_VERSION = "1.9.0"
-#: Peak memory budget of one job (GB), used to cap the number of parallel jobs.
-MEM_PER_JOB_GB = 4.0
 _ANAT = re.compile(
     r"^(?P<prefix>sub-(?P<sub>[a-zA-Z0-9]+)(?:_ses-(?P<ses>[a-zA-Z0-9]+))?"
     r"(?:_[a-zA-Z]+-[a-zA-Z0-9]+)*)_(?P<suffix>T1w|T2w)\.nii(?:\.gz)?$"
@@ -266,35 +265,6 @@ def run_participant(
         return _record(job, "failed", error, seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def available_memory_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo, else free physical pages from ``os.sysconf``."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_capped_jobs(n_jobs: int, mem_per_job_gb: float = MEM_PER_JOB_GB) -> int:
-    """``n_jobs`` (``<= 0``: one per CPU) capped at floor(available memory / per-job memory)."""
-    n = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
-    avail = available_memory_bytes()
-    if avail is not None:
-        cap = max(1, int(avail // (mem_per_job_gb * 1024**3)))
-        if cap < n:
-            gb = avail / 1024**3
-            log.warning(
-                f"--n-jobs {n} capped at {cap}: {gb:.1f} GB available, {mem_per_job_gb:g} GB a job"
-            )
-            n = cap
-    return n
 
 
 def _progress(total: int) -> Callable[[dict], None]:

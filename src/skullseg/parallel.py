@@ -1,13 +1,27 @@
-"""How many threads a stage may use (results never depend on it, only speed)."""
+"""How many threads a stage, and how many jobs a batch, may use (results never depend on
+it, only speed)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["cpu_threads", "itk_single_thread"]
+__all__ = [
+    "MEM_PER_JOB_GB",
+    "available_memory_bytes",
+    "cpu_threads",
+    "itk_single_thread",
+    "memory_capped_jobs",
+]
+
+log = logging.getLogger("skullseg")
+
+#: Peak memory budget of one job (GB), used to cap the number of parallel jobs.
+MEM_PER_JOB_GB = 4.0
 
 _itk_lock = threading.Lock()
 _itk_users = 0
@@ -61,3 +75,32 @@ def itk_single_thread() -> Iterator[None]:
             _itk_users -= 1
             if _itk_users == 0:
                 sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(_itk_saved)
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo, else free physical pages from ``os.sysconf``."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_capped_jobs(n_jobs: int, mem_per_job_gb: float = MEM_PER_JOB_GB) -> int:
+    """``n_jobs`` (``<= 0``: one per CPU) capped at floor(available memory / per-job memory)."""
+    n = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
+    avail = available_memory_bytes()
+    if avail is not None:
+        cap = max(1, int(avail // (mem_per_job_gb * 1024**3)))
+        if cap < n:
+            gb = avail / 1024**3
+            log.warning(
+                f"--n-jobs {n} capped at {cap}: {gb:.1f} GB available, {mem_per_job_gb:g} GB a job"
+            )
+            n = cap
+    return n
