@@ -6,7 +6,7 @@ same brain envelope and outer skull, two T1 rules place the inner skull:
 
 * ``constant``: brain + 2.5 mm (the rule before session 2);
 * ``band, unsmoothed``: :func:`skullseg.skull.inner_from_band` without the rays' grid
-  (no smoothing over the top of the head);
+  (neither the closing nor the smoothing over the top of the head);
 * ``band``: the same with the grid, as ``segment`` places it.
 
 Printed per head, over rays pointing above ``z > -0.2`` (the ray through the foramen
