@@ -2,7 +2,8 @@
 
 In a T1, CSF and compact bone are both dark, so the inner table is not an edge:
 :func:`inner_from_band` places it at a share of the dark band between the brain envelope
-and the outer skull, smoothed over the top of the head. In a T2 (or PD) the CSF is
+and the outer skull; over the top of the head the band is measured from the envelope
+closed across the midline, and the result is smoothed. In a T2 (or PD) the CSF is
 bright and the bone dark: :func:`inner_from_t2` finds that fall on each ray. Both work on
 the radius maps of :func:`skullseg.skull.fit_skull_surfaces`, which calls them; both are
 importable from :mod:`skullseg.skull` too.
