@@ -129,8 +129,7 @@ def smooth_over_top(
     True
     """
     v = np.asarray(values, dtype=np.float64)
-    weight = np.clip((grid.directions[:, 2] - min_z) / ramp_z, 0.0, 1.0)
-    return v + weight * (smooth_on_sphere(v, grid, iterations) - v)
+    return _blend_over_top(v, smooth_on_sphere(v, grid, iterations), grid, min_z, ramp_z)
 
 
 def robust_smooth_on_sphere(
@@ -175,7 +174,7 @@ def close_on_sphere(values: NDArray, grid: SphereGrid, rings: int = 2) -> NDArra
     v = np.asarray(values, dtype=np.float64)
     # the rings-ring neighbourhood is the 1-ring one taken rings times, so the grey
     # dilation and erosion are done a ring at a time (memory linear in the grid)
-    hood = np.concatenate([np.arange(grid.n)[:, None], grid.neighbours], axis=1)
+    hood = _ring_neighbourhood(grid, 1)
     for _ in range(rings):
         v = v[hood].max(axis=1)
     for _ in range(rings):
@@ -201,8 +200,16 @@ def close_over_top(
     (80.0, 75.0)
     """
     v = np.asarray(values, dtype=np.float64)
+    return _blend_over_top(v, close_on_sphere(v, grid, rings=rings), grid, min_z, ramp_z)
+
+
+def _blend_over_top(
+    values: NDArray, new: NDArray, grid: SphereGrid, min_z: float, ramp_z: float
+) -> NDArray[np.float64]:
+    """``new`` on the rays that point up, ``values`` below: weight 0 at ray z <= ``min_z``,
+    1 from ``min_z + ramp_z``."""
     weight = np.clip((grid.directions[:, 2] - min_z) / ramp_z, 0.0, 1.0)
-    return v + weight * (close_on_sphere(v, grid, rings=rings) - v)
+    return values + weight * (new - values)
 
 
 def extend_over_mask(
