@@ -202,15 +202,19 @@ def test_fluid_in_bone_needs_a_t2_that_shows_bright_csf() -> None:
     assert out.sum() == 30 * 30  # the covered slice of the band, no more
 
 
-def test_marrow_of_a_mandible_size_is_filled_but_not_a_larger_enclosure() -> None:
-    # a bar of fatty marrow in a dark cortical shell, about as much marrow as a
-    # mandible joined at the chin (25 mL), beside a larger enclosure (60 mL)
-    img = np.full((90, 40, 90), 100.0, np.float32)
+def test_marrow_of_bone_shape_is_filled_but_not_a_wide_enclosure() -> None:
+    # bars of fatty marrow in a dark cortical shell: as much as a mandible joined at the
+    # chin (25 mL), a thick-boned one (77 mL, 12 mm deep: what a 1.5 mm thicker skull
+    # makes of the simulated head's face), and an enclosure as wide as an oral cavity
+    # (48 mm across, 92 mL)
+    img = np.full((170, 60, 90), 100.0, np.float32)
     small = np.zeros(img.shape, bool)
-    large = np.zeros(img.shape, bool)
+    thick = np.zeros(img.shape, bool)
+    wide = np.zeros(img.shape, bool)
     small[5:35, 14:26, 10:80] = True  # 30 x 12 x 70 mm = 25.2 mL
-    large[45:85, 10:30, 10:85] = True  # 40 x 20 x 75 mm = 60 mL
-    for marrow in (small, large):
+    thick[45:90, 10:34, 10:81] = True  # 45 x 24 x 71 mm = 76.7 mL, 12 mm deep
+    wide[100:148, 5:53, 10:50] = True  # 48 x 48 x 40 mm = 92.2 mL, 24 mm deep
+    for marrow in (small, thick, wide):
         shell = ndi.binary_dilation(marrow, iterations=2) & ~marrow
         img[shell] = 10.0
         img[marrow] = 120.0
@@ -221,4 +225,5 @@ def test_marrow_of_a_mandible_size_is_filled_but_not_a_larger_enclosure() -> Non
         vol, head, none, none, none, tissue_floor=30.0, below_z_mm=100.0, skin_margin_mm=1.0
     )
     assert bone[small].mean() > 0.95
-    assert bone[large].mean() < 0.1
+    assert bone[thick].mean() > 0.95
+    assert bone[wide].mean() < 0.1

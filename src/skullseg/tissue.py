@@ -22,7 +22,15 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from . import labels as L
-from .morphology import closing, dilate, drop_small_components, erode, fill_holes_2d, opening
+from .morphology import (
+    closing,
+    dilate,
+    distance_inside_mm,
+    drop_small_components,
+    erode,
+    fill_holes_2d,
+    opening,
+)
 from .spine import spinal_canal, spinal_cord
 from .volume import Volume
 
@@ -31,6 +39,7 @@ __all__ = [
     "sinus_region",
     "assemble_labels",
     "extracranial_bone",
+    "marrow_pieces",
     "fluid_in_bone",
     "spinal_canal",
     "spinal_cord",
@@ -116,7 +125,8 @@ def extracranial_bone(
     fluid_radius_mm: float = 3.0,
     closing_mm: float = 1.5,
     min_volume_ml: float = 0.3,
-    max_marrow_ml: float = 40.0,
+    max_marrow_ml: float = 150.0,
+    max_marrow_depth_mm: float = 15.0,
     canal: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """Bone outside the cranium: facial skeleton, mandible, skull base and upper spine (T1).
@@ -132,10 +142,11 @@ def extracranial_bone(
     closing by ``closing_mm`` takes in thin marrow between cortical plates;
     components under ``min_volume_ml`` are dropped. What the dark cortical bone
     encloses in an axial slice is marrow (vertebral bodies, mandible; bright in a
-    T1) and is filled, in pieces of up to ``max_marrow_ml`` (a mandible joined at
-    the chin holds about 25 mL; an oral cavity or a slab of neck is larger), except
-    air (sinuses have bony walls too) and fluid. Nothing in ``canal`` (the spinal
-    canal, see :func:`spinal_cord`) is bone.
+    T1) and is filled, except air (sinuses have bony walls too) and fluid, in pieces
+    that are bone-sized (:func:`marrow_pieces`: up to ``max_marrow_ml`` and never
+    deeper than ``max_marrow_depth_mm`` from their cortex within a slice; an oral
+    cavity or a slab of neck that a dark line happens to enclose is wider). Nothing
+    in ``canal`` (the spinal canal, see :func:`spinal_cord`) is bone.
 
     Parameters
     ----------
@@ -191,12 +202,54 @@ def extracranial_bone(
     bone = drop_small_components(bone, min_volume_ml / image.voxel_volume_ml)
     not_canal = np.ones(bone.shape, bool) if canal is None else ~canal[box]
     if max_marrow_ml > 0:
-        marrow = fill_holes_2d(bone, axis=2) & ~bone & ~air[box] & ~fluid & not_canal
-        marrow &= ~drop_small_components(marrow, max_marrow_ml / image.voxel_volume_ml)
-        bone |= marrow
+        enclosed = fill_holes_2d(bone, axis=2) & ~bone & ~air[box] & ~fluid & not_canal
+        bone |= marrow_pieces(
+            enclosed, image.zooms_mm, max_ml=max_marrow_ml, max_depth_mm=max_marrow_depth_mm
+        )
     out[box] = bone & not_canal
     log.info("extracranial bone: %.0f mL", out.sum() * image.voxel_volume_ml)
     return out
+
+
+def marrow_pieces(
+    enclosed: NDArray[np.bool_],
+    voxel_mm: tuple[float, float, float],
+    *,
+    max_ml: float = 150.0,
+    max_depth_mm: float = 15.0,
+) -> NDArray[np.bool_]:
+    """The pieces (6-connected) of ``enclosed`` that are shaped like the marrow of a bone.
+
+    Marrow lies within a few millimetres of its cortex: the body of a cervical
+    vertebra is about 15-25 mm wide, a mandible 8-15 mm thick. A piece is kept if no
+    voxel of it lies deeper than ``max_depth_mm`` from the piece's edge within its
+    axial slice (axis 2) and the piece holds at most ``max_ml``. An oral cavity or a
+    slab of neck is 40 mm or more across; a whole mandible's marrow, joined at the
+    chin, is a thin piece of 25-80 mL.
+
+    Examples
+    --------
+    >>> m = np.zeros((60, 60, 10), bool)
+    >>> m[2:12, 2:50, :] = True    # 10 mm thick, like a mandible's marrow
+    >>> m[20:58, 20:58, :] = True  # 38 mm across, like an oral cavity
+    >>> kept = marrow_pieces(m, (1.0, 1.0, 1.0))
+    >>> bool(kept[5, 10, 5]), bool(kept[40, 40, 5])
+    (True, False)
+    """
+    lab, n = ndi.label(enclosed)
+    if n == 0:
+        return np.zeros(enclosed.shape, bool)
+    depth = np.zeros(enclosed.shape, np.float32)
+    for k in np.flatnonzero(enclosed.any(axis=(0, 1))):
+        depth[:, :, k] = distance_inside_mm(enclosed[:, :, k][..., None], (*voxel_mm[:2], 1e6))[
+            ..., 0
+        ]
+    index = np.arange(1, n + 1)
+    deepest = ndi.maximum(depth, lab, index)
+    volume_ml = np.bincount(lab.ravel(), minlength=n + 1)[1:] * float(np.prod(voxel_mm)) / 1000.0
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = (np.asarray(deepest) <= max_depth_mm) & (volume_ml <= max_ml)
+    return keep[lab]
 
 
 def fluid_in_bone(
