@@ -8,7 +8,8 @@ vertex), scored against the 1 mm truth, and ``oblique``: the same heads simulate
 grid rotated by up to ``--rotate-deg`` about each axis (truth on that grid), and
 ``variants``: the same heads simulated outside the default ranges (:data:`VARIANTS`:
 heavier noise, a stronger bias field, lower contrast, brighter or darker CSF, no bright
-fat, 0.8 and 1.3 mm voxels; an atrophied brain, a thinner or a thicker skull), each
+fat, 0.8 and 1.3 mm voxels; an atrophied brain, a thinner or a thicker skull, a head
+10 % smaller or larger), each
 against its own truth, to check that nothing is tuned to the default simulator or to
 the one labelled head's proportions. Each case
 runs as a subprocess under ``/usr/bin/time -v`` (wall time, peak RSS), then
@@ -222,6 +223,8 @@ VARIANTS: dict[str, list[str]] = {
     "atrophy": ["--anatomy", "atrophy"],
     "thin-skull": ["--anatomy", "thin-skull"],
     "thick-skull": ["--anatomy", "thick-skull"],
+    "small-head": ["--scale", "0.9"],
+    "large-head": ["--scale", "1.1"],
 }
 
 

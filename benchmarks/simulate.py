@@ -282,6 +282,7 @@ def simulate_head(
     *,
     t1_means: dict[str, float] | None = None,
     anatomy: str | None = None,
+    scale: float = 1.0,
     bias_range: tuple[float, float] = (0.08, 0.2),
     noise_range: tuple[float, float] = (0.015, 0.035),
 ) -> dict[str, Volume]:
@@ -292,11 +293,13 @@ def simulate_head(
     The random draws are recorded in ``params`` when a dict is given.
     ``t1_means`` replaces tissue means of the T1 (``synthesize``'s ``means``);
     ``bias_range`` and ``noise_range`` bound every MR contrast's bias and noise.
-    ``anatomy`` names one of :data:`ANATOMY`'s changes to the head.
+    ``anatomy`` names one of :data:`ANATOMY`'s changes to the head; ``scale`` makes the
+    whole head that many times larger (its 0.5 mm voxels become ``0.5 * scale`` mm:
+    brain, CSF, skull and scalp all scale together).
     """
     rng = np.random.default_rng(seed)
     img = nib.load(str(labels_path))
-    fine_affine = img.affine
+    fine_affine = img.affine @ np.diag([scale, scale, scale, 1.0])
     classes = fine_classes(np.asarray(img.dataobj, dtype=np.uint8))
     fine_mm = float(np.sqrt((fine_affine[:3, :3] ** 2).sum(0)).mean())
     if anatomy:
@@ -324,6 +327,8 @@ def simulate_head(
     record: dict = {"seed": seed, "voxel_mm": voxel_mm, "rotation_deg": np.rad2deg(angles).tolist()}
     if anatomy:
         record["anatomy"] = anatomy
+    if scale != 1.0:
+        record["scale"] = scale
     for contrast in contrasts:
         out[contrast], record[contrast] = synthesize(
             contrast,
@@ -382,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="replace a tissue's T1 mean (white matter 1.0; repeatable), e.g. csf=0.3",
     )
     p.add_argument("--anatomy", choices=list(ANATOMY), help="change the head first")
+    p.add_argument(
+        "--scale", type=float, default=1.0, help="make the whole head this many times larger"
+    )
     p.add_argument("--bias-range", type=float, nargs=2, default=(0.08, 0.2), metavar=("LO", "HI"))
     p.add_argument(
         "--noise-range",
@@ -413,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params,
         t1_means=means,
         anatomy=args.anatomy,
+        scale=args.scale,
         bias_range=tuple(args.bias_range),
         noise_range=tuple(args.noise_range),
     )

@@ -74,3 +74,27 @@ def test_skin_mask_keeps_a_dark_scalp_under_a_broken_skin_line():
     trimmed = skin_mask(vol, generous, smooth_mm=0.3).data > 0
     under_line = (r > 28.2) & (r < 29.3)
     assert trimmed[under_line].mean() > 0.9
+
+
+def test_a_large_brain_is_kept_whole_when_the_atlas_expects_a_large_brain():
+    # a head whose brain (2.2 L, brighter towards its centre) exceeds the leak limit of
+    # 1900 mL: without an expected volume the threshold is raised until the mask fits,
+    # which eats its edge; with the registered atlas's 1.8 L it is kept
+    from skullseg.masks import BrainLevels, adaptive_brain_mask
+
+    vox = 2.0
+    shape = (110, 110, 110)
+    r = np.sqrt(sum((np.indices(shape)[i] - 55.0) ** 2 for i in range(3))) * vox
+    img = np.where(r < 105.0, 0.7, 0.0).astype(np.float32)  # scalp
+    img[(r >= 80.0) & (r < 96.0)] = 0.1  # CSF and skull: dark
+    brain = r < 80.6  # 2193 mL
+    img[brain] = 1.0 - 0.4 * r[brain] / 80.6  # 1.0 at the centre, 0.6 at the edge
+    vol = Volume(img, np.diag([vox, vox, vox, 1.0]))
+    head = vol.with_data((r < 105.0).astype(np.uint8))
+    levels = BrainLevels(wm=1.0, lower=0.4)
+    truth_ml = brain.sum() * vol.voxel_volume_ml
+    capped = adaptive_brain_mask(vol, head, levels).data.sum() * vol.voxel_volume_ml
+    kept = adaptive_brain_mask(vol, head, levels, expected_brain_ml=1800.0)
+    kept_ml = kept.data.sum() * vol.voxel_volume_ml
+    assert capped < 1900.0 < 0.95 * truth_ml
+    assert abs(kept_ml - truth_ml) < 0.03 * truth_ml

@@ -217,12 +217,17 @@ def adaptive_brain_mask(
     *,
     shifts: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
     max_brain_ml: float = 1900.0,
+    expected_brain_ml: float | None = None,
+    max_brain_ratio: float = 1.5,
     allowed: np.ndarray | None = None,
 ) -> Volume:
     """Brain mask just above the mixture threshold, raised while it is implausibly big.
 
-    A brain (grey and white matter) above ``max_brain_ml`` means the mask
-    has leaked into the scalp or neck through bone that is not dark enough;
+    A brain (grey and white matter) above ``max_brain_ml``, or above
+    ``max_brain_ratio`` times ``expected_brain_ml`` where that is larger (the
+    registered atlas's brain volume: a large head's brain may exceed 1900 mL; on
+    the 16 real shared heads our masks are 0.95-1.36 times the atlas's), means the
+    mask has leaked into the scalp or neck through bone that is not dark enough;
     each step raises the threshold by 5% of white matter. The first step
     already sits 5% above the mixture's dark/middle midpoint, which keeps
     dura and partial-volume CSF out of the brain envelope. The volumes are
@@ -239,6 +244,8 @@ def adaptive_brain_mask(
         small_allowed = (
             resample_to_grid(vol.with_data(allowed.astype(np.float32)), coarse_grid).data > 0.5
         )
+    if expected_brain_ml is not None:
+        max_brain_ml = max(max_brain_ml, max_brain_ratio * expected_brain_ml)
     chosen = shifts[-1]
     for shift in shifts:
         mask = brain_mask(small, small_head, levels, lower_shift=shift, allowed=small_allowed)

@@ -305,15 +305,20 @@ def _brain(
     work: Volume, head: Volume, priors: dict[str, Volume] | None, t1_weighted: bool
 ) -> tuple[BrainLevels, Volume]:
     """The brain's intensity levels and mask; raises when no brain is found."""
-    allowed = None if priors is None else intracranial_prior_region(priors)
+    allowed = expected_ml = None
+    if priors is not None:
+        allowed = intracranial_prior_region(priors)
+        expected_ml = float(priors["brain"].data.sum()) * priors["brain"].voxel_volume_ml
     levels = brain_levels(work, head)
-    brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
+    brain = adaptive_brain_mask(work, head, levels, expected_brain_ml=expected_ml, allowed=allowed)
     if not t1_weighted and brain.data.sum() * brain.voxel_volume_ml < 300:
         # a T2 whose white matter is much darker than its grey matter: the T1 levels
         # cut the white matter out; take the brain's range from a T2 mixture instead
         log.info("brain mask: too small with T1 levels; T2 levels instead")
         levels = brain_levels_t2(work, head)
-        brain = adaptive_brain_mask(work, head, levels, allowed=allowed)
+        brain = adaptive_brain_mask(
+            work, head, levels, expected_brain_ml=expected_ml, allowed=allowed
+        )
     if brain.data.sum() * brain.voxel_volume_ml < 300:
         raise SkullsegError("no brain found in the image (is it a head MRI?)")
     return levels, brain
