@@ -9,7 +9,7 @@ grid rotated by up to ``--rotate-deg`` about each axis (truth on that grid), and
 ``variants``: the same heads simulated outside the default ranges (:data:`VARIANTS`:
 heavier noise, a stronger bias field, lower contrast, brighter or darker CSF, no bright
 fat, 0.8 and 1.3 mm voxels; an atrophied brain, a thinner or a thicker skull, a head
-10 % smaller or larger), each
+10 % smaller or larger, or narrower and longer), each
 against its own truth, to check that nothing is tuned to the default simulator or to
 the one labelled head's proportions. Each case
 runs as a subprocess under ``/usr/bin/time -v`` (wall time, peak RSS), then
@@ -225,6 +225,7 @@ VARIANTS: dict[str, list[str]] = {
     "thick-skull": ["--anatomy", "thick-skull"],
     "small-head": ["--scale", "0.9"],
     "large-head": ["--scale", "1.1"],
+    "long-head": ["--scale", "0.95", "1.08", "1.0"],
 }
 
 

@@ -282,7 +282,7 @@ def simulate_head(
     *,
     t1_means: dict[str, float] | None = None,
     anatomy: str | None = None,
-    scale: float = 1.0,
+    scale: float | Sequence[float] = 1.0,
     bias_range: tuple[float, float] = (0.08, 0.2),
     noise_range: tuple[float, float] = (0.015, 0.035),
 ) -> dict[str, Volume]:
@@ -295,18 +295,21 @@ def simulate_head(
     ``bias_range`` and ``noise_range`` bound every MR contrast's bias and noise.
     ``anatomy`` names one of :data:`ANATOMY`'s changes to the head; ``scale`` makes the
     whole head that many times larger (its 0.5 mm voxels become ``0.5 * scale`` mm:
-    brain, CSF, skull and scalp all scale together).
+    brain, CSF, skull and scalp all scale together); three values scale the labels'
+    three axes apart (a longer or narrower head).
     """
     rng = np.random.default_rng(seed)
     img = nib.load(str(labels_path))
-    fine_affine = img.affine @ np.diag([scale, scale, scale, 1.0])
+    factors = np.broadcast_to(np.asarray(scale, float), (3,))
+    fine_affine = img.affine @ np.diag([*factors, 1.0])
     classes = fine_classes(np.asarray(img.dataobj, dtype=np.uint8))
     fine_mm = float(np.sqrt((fine_affine[:3, :3] ** 2).sum(0)).mean())
     if anatomy:
         classes = change_anatomy(classes, anatomy, fine_mm)
     factor = voxel_mm / fine_mm
     angles = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, 3))
-    if rotate_deg <= 0 and abs(factor - round(factor)) < 1e-6 and round(factor) >= 1:
+    whole = abs(factor - round(factor)) < 1e-6 and round(factor) >= 1
+    if rotate_deg <= 0 and whole and np.allclose(factors, factors[0]):
         f = int(round(factor))
         counts = block_counts(classes, f)
         affine = fine_affine @ np.array(
@@ -327,8 +330,8 @@ def simulate_head(
     record: dict = {"seed": seed, "voxel_mm": voxel_mm, "rotation_deg": np.rad2deg(angles).tolist()}
     if anatomy:
         record["anatomy"] = anatomy
-    if scale != 1.0:
-        record["scale"] = scale
+    if not np.allclose(factors, 1.0):
+        record["scale"] = factors.tolist()
     for contrast in contrasts:
         out[contrast], record[contrast] = synthesize(
             contrast,
@@ -388,7 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--anatomy", choices=list(ANATOMY), help="change the head first")
     p.add_argument(
-        "--scale", type=float, default=1.0, help="make the whole head this many times larger"
+        "--scale",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="make the whole head this many times larger (three values: per label axis)",
     )
     p.add_argument("--bias-range", type=float, nargs=2, default=(0.08, 0.2), metavar=("LO", "HI"))
     p.add_argument(
@@ -421,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params,
         t1_means=means,
         anatomy=args.anatomy,
-        scale=args.scale,
+        scale=args.scale[0] if len(args.scale) == 1 else args.scale,
         bias_range=tuple(args.bias_range),
         noise_range=tuple(args.noise_range),
     )
