@@ -98,3 +98,29 @@ def test_a_large_brain_is_kept_whole_when_the_atlas_expects_a_large_brain():
     kept_ml = kept.data.sum() * vol.voxel_volume_ml
     assert capped < 1900.0 < 0.95 * truth_ml
     assert abs(kept_ml - truth_ml) < 0.03 * truth_ml
+
+
+def test_the_brain_reaches_down_to_the_atlas_floor_in_a_tall_head():
+    # the brain mask stops 85 mm below a centre guessed 85 mm below the top of the head;
+    # in a large head the cerebellum reaches lower, and the registered atlas says so
+    from skullseg.masks import BrainLevels, brain_mask
+
+    vox = 2.0
+    shape = (110, 110, 110)
+    r = np.sqrt(sum((np.indices(shape)[i] - 55.0) ** 2 for i in range(3))) * vox
+    img = np.where(r < 105.0, 0.7, 0.0).astype(np.float32)  # scalp; centre at z = 110 mm
+    img[(r >= 80.0) & (r < 96.0)] = 0.1
+    img[r < 80.0] = 0.9
+    vol = Volume(img, np.diag([vox, vox, vox, 1.0]))
+    head = vol.with_data((r < 105.0).astype(np.uint8))
+    levels = BrainLevels(wm=1.0, lower=0.4)
+
+    def bottom_mm(mask: Volume) -> float:
+        return float(np.nonzero(mask.data.any(axis=(0, 1)))[0].min() * vox)
+
+    guessed = brain_mask(vol, head, levels)
+    atlas = brain_mask(vol, head, levels, floor_z_mm=110.0 - 82.0)
+    assert 110.0 - bottom_mm(guessed) < 70.0  # cut 65 mm below the true centre
+    assert 110.0 - bottom_mm(atlas) > 76.0  # the brain's bottom, 80 mm below it
+    higher = brain_mask(vol, head, levels, floor_z_mm=110.0 - 40.0)
+    assert bottom_mm(higher) == bottom_mm(guessed)  # an atlas floor never raises the cut

@@ -37,6 +37,7 @@ __all__ = [
     "brain_levels",
     "brain_mask",
     "adaptive_brain_mask",
+    "slice_heights_mm",
 ]
 
 log = logging.getLogger("skullseg")
@@ -133,6 +134,17 @@ def brain_levels(vol: Volume, head: Volume, *, radius_mm: float = 45.0) -> Brain
     return lv
 
 
+def slice_heights_mm(vol: Volume) -> np.ndarray:
+    """World height (mm) of each axial slice of a grid whose third axis is world z.
+
+    Examples
+    --------
+    >>> slice_heights_mm(Volume(np.zeros((2, 2, 3)), np.diag([1.0, 1.0, 2.0, 1.0])))
+    array([0., 2., 4.])
+    """
+    return vol.affine[2, 2] * np.arange(vol.shape[2]) + vol.affine[2, 3]
+
+
 def brain_mask(
     vol: Volume,
     head: Volume,
@@ -144,6 +156,7 @@ def brain_mask(
     max_depth_below_centre_mm: float = 85.0,
     regrow_extra_mm: float = 2.0,
     allowed: np.ndarray | None = None,
+    floor_z_mm: float | None = None,
 ) -> Volume:
     """Brain parenchyma: GM-to-WM voxels cut free by erosion, grown back, filled.
 
@@ -168,6 +181,9 @@ def brain_mask(
         gyral crowns far from the white matter come back.
     allowed : ndarray of bool, optional
         Where the brain may be (e.g. a dilated intracranial atlas prior).
+    floor_z_mm : float, optional
+        World height down to which the brain may reach although it lies deeper than
+        ``max_depth_below_centre_mm`` (the registered atlas's brain in a large head).
     """
     vox = vol.zooms_mm[0]
     data = ndi.gaussian_filter(vol.data.astype(np.float32), 0.6 / vox)
@@ -175,8 +191,10 @@ def brain_mask(
     upper = 1.3 * levels.wm
     cand = (data > lower) & (data < upper) & erode(head.data > 0, skin_margin_mm, vox)
     # the brain ends a hand's breadth below its centre: cut the cord and the neck
-    floor = int(max(0, brain_centre(head)[2] - max_depth_below_centre_mm / vox))
-    cand[:, :, :floor] = False
+    cut = np.arange(cand.shape[2]) < brain_centre(head)[2] - max_depth_below_centre_mm / vox
+    if floor_z_mm is not None:
+        cut &= slice_heights_mm(vol) < floor_z_mm
+    cand[:, :, cut] = False
     if allowed is not None:
         cand &= allowed
     core = erode(cand, erosion_mm, vox)
@@ -220,6 +238,7 @@ def adaptive_brain_mask(
     expected_brain_ml: float | None = None,
     max_brain_ratio: float = 1.5,
     allowed: np.ndarray | None = None,
+    floor_z_mm: float | None = None,
 ) -> Volume:
     """Brain mask just above the mixture threshold, raised while it is implausibly big.
 
@@ -228,7 +247,8 @@ def adaptive_brain_mask(
     registered atlas's brain volume: a large head's brain may exceed 1900 mL; on
     the 16 real shared heads our masks are 0.95-1.36 times the atlas's), means the
     mask has leaked into the scalp or neck through bone that is not dark enough;
-    each step raises the threshold by 5% of white matter. The first step
+    each step raises the threshold by 5% of white matter. ``floor_z_mm`` goes to
+    :func:`brain_mask`. The first step
     already sits 5% above the mixture's dark/middle midpoint, which keeps
     dura and partial-volume CSF out of the brain envelope. The volumes are
     checked on a 2 mm copy; the chosen threshold is applied at full resolution.
@@ -248,9 +268,16 @@ def adaptive_brain_mask(
         max_brain_ml = max(max_brain_ml, max_brain_ratio * expected_brain_ml)
     chosen = shifts[-1]
     for shift in shifts:
-        mask = brain_mask(small, small_head, levels, lower_shift=shift, allowed=small_allowed)
+        mask = brain_mask(
+            small,
+            small_head,
+            levels,
+            lower_shift=shift,
+            allowed=small_allowed,
+            floor_z_mm=floor_z_mm,
+        )
         if float(mask.data.sum() * small.voxel_volume_ml) <= max_brain_ml:
             chosen = shift
             break
     log.info("brain threshold: %.3g", levels.lower + chosen * levels.wm)
-    return brain_mask(vol, head, levels, lower_shift=chosen, allowed=allowed)
+    return brain_mask(vol, head, levels, lower_shift=chosen, allowed=allowed, floor_z_mm=floor_z_mm)

@@ -34,7 +34,13 @@ from .head import cut_faces, head_mask, skin_mask
 from .intensity import n4_bias_correct
 from .job import run
 from .label_map import label_map
-from .masks import BrainLevels, adaptive_brain_mask, brain_levels, brain_levels_t2
+from .masks import (
+    BrainLevels,
+    adaptive_brain_mask,
+    brain_levels,
+    brain_levels_t2,
+    slice_heights_mm,
+)
 from .parallel import cpu_threads, itk_single_thread
 from .priors import (
     affine_priors,
@@ -301,24 +307,34 @@ def _correct_and_register(
     return work, priors, transform
 
 
+#: The brain mask may reach down to this far above the bottom of the registered atlas's
+#: brain (prior > 0.5) where that is lower than 85 mm below the brain's guessed centre.
+ATLAS_FLOOR_MARGIN_MM = 5.0
+
+
 def _brain(
     work: Volume, head: Volume, priors: dict[str, Volume] | None, t1_weighted: bool
 ) -> tuple[BrainLevels, Volume]:
     """The brain's intensity levels and mask; raises when no brain is found."""
-    allowed = expected_ml = None
+    # the registered atlas says how large the brain is and how low it reaches
+    atlas: dict = {}
     if priors is not None:
-        allowed = intracranial_prior_region(priors)
-        expected_ml = float(priors["brain"].data.sum()) * priors["brain"].voxel_volume_ml
+        prior = priors["brain"]
+        reached = slice_heights_mm(prior)[(prior.data > 0.5).any(axis=(0, 1))]
+        floor = float(reached.min()) + ATLAS_FLOOR_MARGIN_MM if reached.size else None
+        atlas = {
+            "allowed": intracranial_prior_region(priors),
+            "expected_brain_ml": float(prior.data.sum()) * prior.voxel_volume_ml,
+            "floor_z_mm": floor,
+        }
     levels = brain_levels(work, head)
-    brain = adaptive_brain_mask(work, head, levels, expected_brain_ml=expected_ml, allowed=allowed)
+    brain = adaptive_brain_mask(work, head, levels, **atlas)
     if not t1_weighted and brain.data.sum() * brain.voxel_volume_ml < 300:
         # a T2 whose white matter is much darker than its grey matter: the T1 levels
         # cut the white matter out; take the brain's range from a T2 mixture instead
         log.info("brain mask: too small with T1 levels; T2 levels instead")
         levels = brain_levels_t2(work, head)
-        brain = adaptive_brain_mask(
-            work, head, levels, expected_brain_ml=expected_ml, allowed=allowed
-        )
+        brain = adaptive_brain_mask(work, head, levels, **atlas)
     if brain.data.sum() * brain.voxel_volume_ml < 300:
         raise SkullsegError("no brain found in the image (is it a head MRI?)")
     return levels, brain
