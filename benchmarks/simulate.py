@@ -413,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name not in TISSUES or not value:
             p.error(f"--t1-mean {item!r}: want TISSUE=VALUE, TISSUE one of {', '.join(TISSUES)}")
         means[name] = float(value)
+    if len(args.scale) not in (1, 3):
+        p.error(f"--scale takes one factor or three (one per axis), not {len(args.scale)}")
     if not args.labels.exists():
         print(f"labels not found: {args.labels} (set SKULLSEG_DATA)", file=sys.stderr)
         return 2
@@ -428,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params,
         t1_means=means,
         anatomy=args.anatomy,
-        scale=args.scale[0] if len(args.scale) == 1 else args.scale,
+        scale=args.scale,
         bias_range=tuple(args.bias_range),
         noise_range=tuple(args.noise_range),
     )

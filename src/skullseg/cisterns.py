@@ -22,6 +22,7 @@ import scipy.ndimage as ndi
 from numpy.typing import NDArray
 
 from skullseg.labels import BRAIN, CSF, SKULL
+from skullseg.masks import slice_heights_mm
 from skullseg.volume import Volume
 
 __all__ = ["cisterns_from_atlas"]
@@ -71,7 +72,7 @@ def cisterns_from_atlas(
     True
     """
     lab = labels.data
-    z_mm = labels.affine[2, 2] * np.arange(lab.shape[2]) + labels.affine[2, 3]
+    z_mm = slice_heights_mm(labels)
     if not np.allclose(labels.affine[2, :2], 0.0) or not np.allclose(labels.affine[:2, 2], 0.0):
         raise ValueError("cisterns_from_atlas needs a grid whose third axis is world z")
     csf, skull = csf_prior.data, skull_prior.data
