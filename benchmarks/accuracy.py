@@ -8,8 +8,9 @@ vertex), scored against the 1 mm truth, and ``oblique``: the same heads simulate
 grid rotated by up to ``--rotate-deg`` about each axis (truth on that grid), and
 ``variants``: the same heads simulated outside the default ranges (:data:`VARIANTS`:
 heavier noise, a stronger bias field, lower contrast, brighter or darker CSF, no bright
-fat, 0.8 and 1.3 mm voxels; an atrophied brain, a thinner or a thicker skull, a head
-10 % smaller or larger, or narrower and longer), each
+fat, bone marrow as dark as compact bone or as bright as fat, soft tissue as dark as
+muscle (with or without fat), 0.8 and 1.3 mm voxels; an atrophied brain, a thinner or a
+thicker skull, a head 10 % smaller or larger, or narrower and longer), each
 against its own truth, to check that nothing is tuned to the default simulator or to
 the one labelled head's proportions. Each case
 runs as a subprocess under ``/usr/bin/time -v`` (wall time, peak RSS), then
@@ -210,7 +211,7 @@ def _t1_means(**means: float) -> list[str]:
 
 #: Simulated heads outside the default ranges: name -> ``simulate.py`` arguments. The
 #: defaults draw noise sigma 1.5-3.5 % of the brightest tissue, bias strength 0.08-0.2,
-#: T1 means WM 1.0, GM 0.65, CSF 0.15, compact bone 0.10, soft tissue 0.70, fat 1.05.
+#: T1 means WM 1.0, GM 0.65, CSF 0.15, compact bone 0.10, marrow 0.50, soft tissue 0.70, fat 1.05.
 VARIANTS: dict[str, list[str]] = {
     "noisy": ["--noise-range", "0.06", "0.06"],
     "bias": ["--bias-range", "0.4", "0.4"],
@@ -218,6 +219,13 @@ VARIANTS: dict[str, list[str]] = {
     "brightcsf": _t1_means(csf=0.3),
     "darkcsf": _t1_means(csf=0.05, bone=0.12),
     "nofat": _t1_means(fat=0.7),
+    # bone marrow as dark as compact bone (a simulator with one bone intensity), or as
+    # bright as fat (fatty marrow of older adults)
+    "nomarrow": _t1_means(diploe=0.10),
+    "fattymarrow": _t1_means(diploe=0.9),
+    # soft tissue as dark as muscle, beside bright fat or (darkscalp) without it
+    "darksoft": _t1_means(soft=0.45),
+    "darkscalp": _t1_means(soft=0.5, fat=0.5),
     "0.8mm": ["--voxel-mm", "0.8"],
     "1.3mm": ["--voxel-mm", "1.3"],
     "atrophy": ["--anatomy", "atrophy"],

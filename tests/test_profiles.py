@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 
 from skullseg import labels as L
@@ -127,6 +128,28 @@ def test_outer_skull_over_bright_bone_lands_at_the_rise_foot_unless_slices_are_t
     assert np.all(np.abs(foot - 60.5) < 0.3)  # 10 % up the ramp
     assert np.all(kept > foot + 1.0)  # mid-rise
     assert np.all(thick > foot + 1.0)  # the rule is off for a thick-sliced input
+
+
+def test_the_outer_skull_does_not_drift_out_under_a_dark_scalp():
+    """Every ray: brain, CSF, bone, then scalp from 55 mm, with noise. Under a scalp as dark
+    as muscle (0.38 of the white matter, below the 0.45 bone threshold) the outer skull
+    lands where it does under a bright one (0.7), and as steadily: the sub-voxel refinement
+    then uses the level half-way between the two sides of the edge, not the bone threshold
+    that the whole dark scalp lies below (it drifted 0.56 mm out, spread 0.72 mm)."""
+    grid = sphere_grid(2)
+    radii = np.arange(0.0, 100.0, 0.5)
+    rng = np.random.default_rng(0)
+    placed = {}
+    for scalp in (0.38, 0.7):
+        one = np.select([radii < 45, radii < 48, radii < 55], [1.0, 0.15, 0.1], default=scalp)
+        prof = np.tile(one, (grid.n, 1)) + rng.normal(0.0, 0.03, (grid.n, len(radii)))
+        prof = ndi.gaussian_filter1d(prof, 1.0, axis=1)  # 0.5 mm of blur
+        inner, hi = np.full(grid.n, 48.0), np.full(grid.n, 80.0)
+        placed[scalp] = outer_by_graph_search(prof, radii, inner, hi, 0.45, grid, SkullParams())
+    dark, bright = placed[0.38], placed[0.7]
+    assert abs(dark.mean() - bright.mean()) < 0.15
+    assert abs(dark.mean() - 55.0) < 0.5
+    assert np.ptp(np.percentile(dark, [5, 95])) < 0.5
 
 
 def test_thin_slices_leave_the_surfaces_unchanged():

@@ -307,7 +307,8 @@ def outer_by_graph_search(
     the bone threshold), a quarter as attractive where the inside is not dark,
     prohibitive beyond ``hi_mm`` (the scalp). Neighbouring rays may differ by at
     most ``p.max_step_mm`` in thickness. The chosen radius is refined to where
-    the profile crosses the bone threshold next to it, then moved towards the foot of
+    the profile crosses the bone threshold next to it (or, where lower, the level half-way
+    between the means inside and outside the chosen edge), then moved towards the foot of
     the rise (:func:`rise_point` with ``rise_fraction``, per ray or one value), at
     most ``hi_mm``. Without ``rise_fraction``, the level is
     :func:`~skullseg.profiles.width_rise_fraction` of each ray's rise width
@@ -330,9 +331,13 @@ def outer_by_graph_search(
     idx = optimal_surface(cost, grid.neighbours, max_step)
     chosen = cand[np.arange(len(idx)), idx]
     # sub-voxel refinement: where the profile rises through the bone threshold, within
-    # +-1 mm of the chosen edge
+    # +-1 mm of the chosen edge; where the scalp itself is barely brighter than that
+    # threshold (dark muscle or galea on the bone), through the level half-way between the
+    # two sides of the chosen edge instead, which a dark scalp would otherwise fall below
+    rows = np.arange(len(idx))
+    level = np.minimum(dark_threshold, 0.5 * (inside[rows, idx] + outside[rows, idx]))
     fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
-    j = last_true(at(fine) < dark_threshold)
+    j = last_true(at(fine) < level[:, None])
     refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
     # no dark bone near the edge (bright marrow up to the outer table): the graph search's
     # edge is on the rise itself, whose foot may be more than 3 mm before the scalp's peak.
