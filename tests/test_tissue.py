@@ -227,3 +227,30 @@ def test_marrow_of_bone_shape_is_filled_but_not_a_wide_enclosure() -> None:
     assert bone[small].mean() > 0.95
     assert bone[thick].mean() > 0.95
     assert bone[wide].mean() < 0.1
+
+
+def test_muscle_beside_fat_is_not_bone_when_fat_is_left_out_of_the_tissue_level() -> None:
+    """Scalp of bright fat (105) with a 4 mm band of muscle (45) in it, and a thin plate of
+    compact bone (10). Beside that much fat, half the local mean is above the muscle's
+    level, so the muscle was bone; with fat (above 90) left out of the level it is not, and
+    the plate stays bone."""
+    shape = (60, 60, 60)
+    img = np.full(shape, 105.0, np.float32)  # fat (white matter would be 100)
+    i, j, k = np.indices(shape)
+    muscle = (np.abs(j - 30) < 2) & (np.abs(i - 30) < 15) & (np.abs(k - 20) < 10)
+    plate = (np.abs(k - 45) <= 1) & (np.abs(i - 30) < 12) & (np.abs(j - 30) < 12)
+    img[muscle] = 45.0
+    img[plate] = 10.0
+    vol = Volume(img, np.eye(4))
+    head = np.ones(shape, bool)
+    none = np.zeros(shape, bool)
+    kw = dict(tissue_floor=30.0, below_z_mm=55.0)
+    before = extracranial_bone(vol, head, none, none, none, **kw)
+    after = extracranial_bone(vol, head, none, none, none, tissue_ceiling=90.0, **kw)
+    assert before[muscle].mean() > 0.9
+    assert not after[muscle].any()
+    assert after[plate].mean() > 0.95
+    # amid fat alone (no tissue below the ceiling within reach) the plate is still bone
+    img[muscle] = 105.0
+    alone = extracranial_bone(vol, head, none, none, none, tissue_ceiling=90.0, **kw)
+    assert alone[plate].mean() > 0.95

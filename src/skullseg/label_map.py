@@ -147,6 +147,7 @@ def label_map(
             brain,
             air,
             tissue_floor=p.soft_floor_fraction * levels.wm,
+            tissue_ceiling=p.soft_ceiling_fraction * levels.wm,
             bone_fraction=p.bone_fraction,
             below_z_mm=float(surfaces.centre_world[2]),
             canal=canal,

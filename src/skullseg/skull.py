@@ -126,6 +126,7 @@ class SkullParams:
     dark_fraction: float = 0.45  # bone-like below this fraction of the white-matter level
     bone_fraction: float = 0.5  # extracranial bone: below this share of the local soft tissue
     soft_floor_fraction: float = 0.3  # soft tissue (for that local level): above this x WM
+    soft_ceiling_fraction: float = 0.9  # ... and below this x WM (fat is brighter)
     air_fraction: float = 0.15  # air cavities: smoothed T1 below this fraction of WM
     # sinuses and mastoid air cells lie inside the outer skull at the skull base. In a T1
     # they are as dark as thick compact bone, so air is looked for in the cranial bone

@@ -118,6 +118,7 @@ def extracranial_bone(
     *,
     tissue_floor: float,
     below_z_mm: float,
+    tissue_ceiling: float | None = None,
     bone_fraction: float = 0.5,
     local_sigma_mm: float = 8.0,
     skin_margin_mm: float = 3.0,
@@ -136,8 +137,10 @@ def extracranial_bone(
     below the world height ``below_z_mm``, at least ``skin_margin_mm`` inside the
     skin and ``brain_margin_mm`` away from the brain, darker than
     ``bone_fraction`` of the local soft-tissue level (the Gaussian-weighted mean,
-    ``local_sigma_mm``, of head voxels brighter than ``tissue_floor``; local, so
-    a residual coil fall-off in the neck does not turn muscle into bone). Dark
+    ``local_sigma_mm``, of head voxels brighter than ``tissue_floor`` and, when given,
+    darker than ``tissue_ceiling``: fat is left out, since beside bright fat half the mean
+    is above muscle's level in a T1; local, so a residual coil fall-off in the neck does
+    not turn muscle into bone). Dark
     blobs thicker than ``2 x fluid_radius_mm`` (eyes, cisterns) are removed; a
     closing by ``closing_mm`` takes in thin marrow between cortical plates;
     components under ``min_volume_ml`` are dropped. What the dark cortical bone
@@ -156,6 +159,8 @@ def extracranial_bone(
         Head mask, inside of the outer skull, brain mask, air cavities.
     tissue_floor : float
         Intensity above which a head voxel counts as soft tissue for the local level.
+    tissue_ceiling : float, optional
+        Intensity below which it does (fat is brighter); no ceiling when None.
     below_z_mm : float
         World z (mm) above which no extracranial bone is sought (the vault's
         scalp has none); the pipeline passes the brain centre.
@@ -191,11 +196,15 @@ def extracranial_bone(
     region = erode(head[box], skin_margin_mm, vox) & candidates[box]
     region &= ~dilate(brain[box], brain_margin_mm, vox)
     data = image.data[box].astype(np.float32)
-    soft = (head[box] & (data > tissue_floor)).astype(np.float32)
+    soft = head[box] & (data > tissue_floor)
+    if tissue_ceiling is not None:
+        soft &= data < tissue_ceiling
+    soft = soft.astype(np.float32)
     sigma = local_sigma_mm / vox
-    level = ndi.gaussian_filter(data * soft, sigma) / np.maximum(
-        ndi.gaussian_filter(soft, sigma), 1e-3
-    )
+    weight = ndi.gaussian_filter(soft, sigma)
+    level = ndi.gaussian_filter(data * soft, sigma) / np.maximum(weight, 1e-3)
+    if tissue_ceiling is not None:  # amid fat alone, the level is the ceiling itself
+        level = np.where(weight >= 0.05, level, tissue_ceiling)
     dark = region & (data < bone_fraction * level)
     fluid = opening(dark, fluid_radius_mm, vox)
     bone = closing(dark & ~fluid, closing_mm, vox) & region & ~fluid
