@@ -330,16 +330,16 @@ def outer_by_graph_search(
     cost = np.where(cand <= hi_mm[:, None], cost, 10.0)
     max_step = max(1, int(round(p.max_step_mm / step)))
     idx = optimal_surface(cost, grid.neighbours, max_step)
-    chosen = cand[np.arange(len(idx)), idx]
+    rows = np.arange(len(idx))
+    chosen = cand[rows, idx]
     # sub-voxel refinement: where the profile rises through the bone threshold, within
     # +-1 mm of the chosen edge; where the scalp itself is barely brighter than that
     # threshold (dark muscle or galea on the bone), through the level half-way between the
     # two sides of the chosen edge instead, which a dark scalp would otherwise fall below
-    rows = np.arange(len(idx))
     level = np.minimum(dark_threshold, 0.5 * (inside[rows, idx] + outside[rows, idx]))
     fine = chosen[:, None] + np.linspace(-1.0, 1.0, 9)[None, :]
     j = last_true(at(fine) < level[:, None])
-    refined = np.where(j >= 0, fine[np.arange(len(j)), np.clip(j, 0, 8)] + 0.125, chosen)
+    refined = np.where(j >= 0, fine[rows, np.clip(j, 0, 8)] + 0.125, chosen)
     # no dark bone near the edge (bright marrow up to the outer table): the graph search's
     # edge is on the rise itself, whose foot may be more than 3 mm before the scalp's peak.
     # Not in a thick-sliced input: its slices blur thin dark tables too (measured: 4 mm

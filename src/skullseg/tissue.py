@@ -160,7 +160,9 @@ def extracranial_bone(
     tissue_floor : float
         Intensity above which a head voxel counts as soft tissue for the local level.
     tissue_ceiling : float, optional
-        Intensity below which it does (fat is brighter); no ceiling when None.
+        Intensity below which it does (fat is brighter); no ceiling when None. Where
+        no such voxel is within reach (Gaussian weight under 0.05: amid fat alone),
+        the local level is the ceiling itself.
     below_z_mm : float
         World z (mm) above which no extracranial bone is sought (the vault's
         scalp has none); the pipeline passes the brain centre.
