@@ -58,6 +58,7 @@ def test_report_contents(run_out):
     ):
         assert key in rep
     assert rep["volumes_ml"]["skull"] > 100
+    assert rep["options"]["modality"] == "t1"  # auto-detected: the phantom's CSF is dark
     assert rep["skull_mesh"]["watertight"] is True
 
 

@@ -114,7 +114,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--modality",
         choices=["auto", "t1", "t2", "ct"],
         default="auto",
-        help="input contrast (auto: CT when the values look like Hounsfield units, else T1)",
+        help="input contrast (auto: CT when the values look like Hounsfield units, T2 when "
+        "the registered atlas's CSF is brighter than its brain, else T1)",
     )
     p.add_argument(
         "--cranium-only",

@@ -49,7 +49,10 @@ def run(
     to a temporary folder beside it that is renamed at the end.
 
     ``modality`` is ``"t1"``, ``"t2"`` (a T2/PD image alone), ``"ct"`` or
-    ``"auto"`` (CT when the values look like Hounsfield units, else T1).
+    ``"auto"``: CT when the values look like Hounsfield units; otherwise, without
+    ``t2_path``, T2 when the registered atlas's CSF is brighter than its brain
+    (:func:`skullseg.priors.looks_t2_weighted`), else T1. The report's options name
+    the modality used.
     ``t2_path`` adds a T2- or PD-weighted image of the same head, rigidly
     registered to the first (mutual information) and checked for a mismatch.
     ``skull_mesh`` is ``"anatomical"`` (the bone label, skull base included) or
@@ -80,10 +83,9 @@ def run(
         image = load_volume(input_path, volume_index=volume_index)
     extra: dict = {}
     pre_warnings: list[str] = []
-    if modality == "auto":
-        modality = "ct" if looks_like_ct(image) else "t1"
-        if modality == "ct":
-            pre_warnings.append("input looks like a CT (Hounsfield units): segmented as CT")
+    if modality == "auto" and looks_like_ct(image):
+        modality = "ct"
+        pre_warnings.append("input looks like a CT (Hounsfield units): segmented as CT")
     if modality == "ct":
         if t2_path is not None:
             raise InputError(f"{t2_path}: --t2 cannot be combined with a CT input")
@@ -95,17 +97,16 @@ def run(
                 Path(t2_path), image, progress
             )
             pre_warnings += more
-        elif modality == "t2":
-            t2 = image
         result = segment(
             image,
             voxel_mm=voxel_mm,
             progress=progress,
             t2=t2,
             facial_bone=not cranium_only,
-            t1_weighted=modality != "t2",
+            t1_weighted={"t1": True, "t2": False}.get(modality),  # None: decide
             deformable_atlas=atlas_refinement,
         )
+        modality = "t1" if result.t1_weighted else "t2"
     result.warnings[:0] = pre_warnings
     if result.failures and not allow_implausible:
         raise ImplausibleResultError(

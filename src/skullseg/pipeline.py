@@ -47,6 +47,7 @@ from .priors import (
     deformed_priors,
     fit_atlas,
     intracranial_prior_region,
+    looks_t2_weighted,
 )
 from .progress import ProgressDisplay
 from .sharpen import sharpen_cranium
@@ -85,6 +86,7 @@ class SegmentResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # hard plausibility failures
+    t1_weighted: bool = True  # the input was segmented as a T1 (False: as a T2 alone)
 
     @property
     def skull_mask(self) -> Volume:
@@ -102,7 +104,7 @@ def segment(
     deformable_atlas: bool = True,
     t2: Volume | None = None,
     facial_bone: bool = True,
-    t1_weighted: bool = True,
+    t1_weighted: bool | None = True,
     pad_cut_mm: float = 20.0,
     progress: ProgressDisplay | None = None,
 ) -> SegmentResult:
@@ -128,10 +130,15 @@ def segment(
         Also label the bone below the cranium (facial skeleton, mandible, skull
         base, upper spine) as skull; ``False`` keeps only the cranium between
         the inner and outer skull surfaces. Needs a T1-weighted ``image``.
-    t1_weighted : bool
+    t1_weighted : bool or None
         ``image`` is T1-weighted (CSF dark). Then the spinal cord is followed
         below the brain and its canal is kept out of the skull label;
-        ``False`` (a T2 or PD image alone) also turns ``facial_bone`` off.
+        ``False`` (a T2 or PD image alone) also turns ``facial_bone`` off and,
+        without ``t2``, uses ``image`` as its own T2. ``None`` decides from the image once the
+        atlas is registered: T2-weighted when the atlas's CSF is brighter than its
+        brain (:func:`skullseg.priors.looks_t2_weighted`), else T1; without the
+        atlas (or with ``t2`` given) it is a T1. ``SegmentResult.t1_weighted``
+        says which.
     use_atlas : bool
         Register the whole-head atlas (affine) and keep the brain inside its
         intracranial prior, which stops leaks into the face and neck.
@@ -171,6 +178,15 @@ def segment(
     work, priors, transform = _correct_and_register(
         work, head, n4=n4, use_atlas=use_atlas, side=side, timer=timer, warnings=warnings
     )
+    if t1_weighted is None:  # decide the contrast: is the atlas's CSF bright?
+        t1_weighted = t2 is not None or priors is None or not looks_t2_weighted(work, head, priors)
+        if not t1_weighted:
+            warnings.append(
+                "input looks T2-weighted (CSF brighter than brain): segmented as a T2 "
+                "(cranium only); --modality t1 overrides"
+            )
+    if not t1_weighted and t2 is None:  # a T2 alone is its own T2: it places the inner skull
+        t2 = image
 
     # the B-spline refinement of the atlas fit is needed only for the labels (the skull
     # base's cisterns, without a T2): with a second CPU it runs beside steps 3-5
@@ -240,7 +256,14 @@ def segment(
     )
     warnings += checks.warnings
     return SegmentResult(
-        lab_in, lab_work, work, surfaces, dict(timer.timings), warnings, failures=checks.failures
+        lab_in,
+        lab_work,
+        work,
+        surfaces,
+        dict(timer.timings),
+        warnings,
+        failures=checks.failures,
+        t1_weighted=t1_weighted,
     )
 
 

@@ -3,7 +3,8 @@
 :func:`fit_atlas` registers the packaged whole-head atlas (:mod:`skullseg.atlas`) and
 refuses a poor fit; :func:`affine_priors` warps its priors; :func:`deformed_priors` refines
 the fit with a B-spline (:mod:`skullseg.deformable`) for the skull base's cisterns;
-:func:`intracranial_prior_region` is where the brain mask may grow.
+:func:`intracranial_prior_region` is where the brain mask may grow;
+:func:`fluid_to_brain_ratio` tells a T2-weighted image from a T1 by where the atlas expects CSF.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ __all__ = [
     "affine_priors",
     "deformed_priors",
     "fit_atlas",
+    "fluid_to_brain_ratio",
     "intracranial_prior_region",
+    "looks_t2_weighted",
 ]
+
+#: A T2-weighted image's CSF is brighter than its brain: :func:`looks_t2_weighted` calls an
+#: image T2-weighted when :func:`fluid_to_brain_ratio` is above this. On the shared heads
+#: the 14 T1s (the PD-like Visible Male included) read 0.64-0.93 and the three T2s 1.59-2.82
+#: (BENCHMARKS.md, "Every shared head"); the threshold sits near their geometric middle.
+T2_FLUID_RATIO = 1.2
 
 log = logging.getLogger("skullseg")
 
@@ -89,3 +98,53 @@ def intracranial_prior_region(
     brain = priors["brain"]
     region = (brain.data + priors["csf"].data) > level
     return dilate(region, margin_mm, brain.zooms_mm[0])
+
+
+def fluid_to_brain_ratio(
+    image: Volume,
+    head: Volume,
+    priors: dict[str, Volume],
+    *,
+    csf_level: float = 0.8,
+    brain_level: float = 0.95,
+) -> float:
+    """How bright the atlas's CSF is against its brain: a contrast's signature.
+
+    The upper quartile of ``image`` where the registered atlas's CSF prior exceeds
+    ``csf_level`` (ventricles, sulci, cisterns), over its median where the brain prior
+    exceeds ``brain_level``, inside ``head``. The upper quartile rather than the median
+    because an affine fit puts some brain into the CSF region: in a T1 the ratio is
+    below 1 (CSF dark), in a T2 well above it (CSF bright). NaN when either region is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((10, 10, 10), 100.0, np.float32); img[4:6] = 300.0
+    >>> csf = np.zeros_like(img); csf[4:6] = 1.0
+    >>> v = Volume(img, np.eye(4)); head = v.with_data(np.ones(img.shape, bool))
+    >>> priors = {"csf": v.with_data(csf), "brain": v.with_data(1.0 - csf)}
+    >>> round(fluid_to_brain_ratio(v, head, priors), 2)
+    3.0
+    """
+    data = np.asarray(image.data, dtype=np.float32)
+    inside = np.asarray(head.data) > 0
+    fluid = inside & (priors["csf"].data > csf_level)
+    brain = inside & (priors["brain"].data > brain_level)
+    if not fluid.any() or not brain.any():
+        return float("nan")
+    brain_level_value = float(np.median(data[brain]))
+    if brain_level_value <= 0:
+        return float("nan")
+    return float(np.percentile(data[fluid], 75)) / brain_level_value
+
+
+def looks_t2_weighted(
+    image: Volume, head: Volume, priors: dict[str, Volume], *, ratio: float = T2_FLUID_RATIO
+) -> bool:
+    """True when the atlas's CSF is brighter than its brain by more than ``ratio``.
+
+    See :func:`fluid_to_brain_ratio`; an undecidable image (NaN) counts as a T1.
+    """
+    value = fluid_to_brain_ratio(image, head, priors)
+    log.info("contrast: CSF / brain intensity %.2f (T2-weighted above %.2f)", value, ratio)
+    return bool(value > ratio)
