@@ -125,6 +125,21 @@ def test_cisterns_only_below_the_centre_and_inside_the_bone():
     assert not kept.any()
 
 
+def test_cisterns_where_csf_is_the_atlas_majority():
+    """A CSF prior of 0.55 over a skull prior of 0.3 is a cistern; 0.45 is not."""
+    labels, csf, _ = _layered_head()
+    inside = csf.data > 0
+    skull = csf.with_data(np.where(inside, 0.3, 0.0).astype(np.float32))
+    found = cisterns_from_atlas(
+        labels, csf.with_data(inside * np.float32(0.55)), skull, below_z_mm=-10.0
+    )
+    assert found.any()
+    weak = cisterns_from_atlas(
+        labels, csf.with_data(inside * np.float32(0.45)), skull, below_z_mm=-10.0
+    )
+    assert not weak.any()
+
+
 def test_cisterns_must_touch_the_intracranial_space():
     labels, csf, skull = _layered_head()
     lab = labels.data.copy()

@@ -4,15 +4,18 @@ Below the brain, the prepontine cistern lies on the clivus and the cisterna magn
 occipital bone. In a T1 both fluid and compact bone are dark, so the layered model puts
 the inner skull somewhere in that dark band and labels part of the cisterns as bone.
 The registered atlas (deformable, :mod:`skullseg.deformable`) knows where the cisterns
-usually are. Skull-labelled voxels below the brain's centre where the atlas says CSF
-(prior above ``min_prior`` and above ``ratio`` times its skull prior), that are more than
-``margin_mm`` inside the bone (so the outer table is never thinned) and that touch the
-intracranial space, are relabelled CSF.
+usually are. Skull-labelled voxels below the brain's centre where CSF is the atlas's
+majority class (prior above ``min_prior`` = 0.5 and above ``ratio`` times its skull prior),
+that are more than ``margin_mm`` inside the bone (so the outer table is never thinned) and
+that touch the intracranial space, are relabelled CSF.
 
-Measured (BENCHMARKS.md, session 14), with the deformable priors: whole-skull Dice
-sim0 / sim1 +0.0036 / +0.0034, colin27 +0.0011, mne_sample −0.0004 (its FLASH surfaces close
-the skull across the foramen magnum); the vault does not change. With the affine priors
-alone the same rule cost mne_sample 0.0014.
+Measured (BENCHMARKS.md, session 14), with the deformable priors and ``min_prior`` 0.7:
+whole-skull Dice sim0 / sim1 +0.0036 / +0.0034, colin27 +0.0011, mne_sample −0.0004 (its
+FLASH surfaces close the skull across the foramen magnum); the vault does not change. With
+the affine priors alone the same rule cost mne_sample 0.0014. Session 25 lowered
+``min_prior`` to 0.5, the majority level (cached labels, whole skull): sim0–2 +0.0033 /
++0.0029 / +0.0024, the atrophied variant +0.0077, clinical0 +0.0005, colin27 +0.0003,
+mne_sample −0.0031; 0.4 adds little on the simulated heads and costs mne_sample more.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def cisterns_from_atlas(
     skull_prior: Volume,
     *,
     below_z_mm: float,
-    min_prior: float = 0.7,
+    min_prior: float = 0.5,
     ratio: float = 1.0,
     margin_mm: float = 2.5,
 ) -> NDArray[np.bool_]:
@@ -49,7 +52,7 @@ def cisterns_from_atlas(
     below_z_mm : float
         Only voxels whose world height is below this (the brain's centre) are considered.
     min_prior : float
-        The CSF prior must exceed this ...
+        The CSF prior must exceed this (0.5: CSF is the atlas's majority class) ...
     ratio : float
         ... and ``ratio`` times the skull prior.
     margin_mm : float
