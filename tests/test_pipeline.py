@@ -103,3 +103,18 @@ def test_t2_alone_with_dark_white_matter_falls_back_to_t2_levels(caplog):
     assert "T2 levels instead" in caplog.text
     skull = evaluate(res.labels, ph.labels, pred_label=L.SKULL, truth_label=L.SKULL)
     assert skull["dice"] >= 0.9, skull
+
+
+def test_the_contrast_is_decided_or_checked_from_the_atlas(monkeypatch):
+    """With ``t1_weighted=None`` a bright-CSF image is segmented as a T2 alone; one forced
+    to be a T1 gets a warning (the detector itself is pinned in test_priors.py)."""
+    import skullseg.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "looks_t2_weighted", lambda *a, **k: True)
+    t2 = make_phantom(4.0, seed=0).t2
+    auto = segment(t2, t1_weighted=None, deformable_atlas=False)
+    assert auto.t1_weighted is False
+    assert any("segmented as a T2" in w for w in auto.warnings), auto.warnings
+    forced = segment(t2, t1_weighted=True, deformable_atlas=False)
+    assert forced.t1_weighted is True
+    assert any("but is segmented as a T1" in w for w in forced.warnings), forced.warnings

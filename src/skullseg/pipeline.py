@@ -138,7 +138,7 @@ def segment(
         atlas is registered: T2-weighted when the atlas's CSF is brighter than its
         brain (:func:`skullseg.priors.looks_t2_weighted`), else T1; without the
         atlas (or with ``t2`` given) it is a T1. ``SegmentResult.t1_weighted``
-        says which.
+        says which. An image taken as a T1 whose CSF looks bright gets a warning.
     use_atlas : bool
         Register the whole-head atlas (affine) and keep the brain inside its
         intracranial prior, which stops leaks into the face and neck.
@@ -178,13 +178,22 @@ def segment(
     work, priors, transform = _correct_and_register(
         work, head, n4=n4, use_atlas=use_atlas, side=side, timer=timer, warnings=warnings
     )
-    if t1_weighted is None:  # decide the contrast: is the atlas's CSF bright?
-        t1_weighted = t2 is not None or priors is None or not looks_t2_weighted(work, head, priors)
+    # the contrast: a T2 alone has CSF brighter than brain where the atlas expects CSF
+    bright_csf = (
+        t1_weighted is not False and priors is not None and looks_t2_weighted(work, head, priors)
+    )
+    if t1_weighted is None:  # decide
+        t1_weighted = t2 is not None or not bright_csf
         if not t1_weighted:
             warnings.append(
                 "input looks T2-weighted (CSF brighter than brain): segmented as a T2 "
                 "(cranium only); --modality t1 overrides"
             )
+    if t1_weighted and bright_csf:
+        warnings.append(
+            "input looks T2-weighted (CSF brighter than brain) but is segmented as a T1"
+            + (": are the T1 and the T2 swapped?" if t2 is not None else "")
+        )
     if not t1_weighted and t2 is None:  # a T2 alone is its own T2: it places the inner skull
         t2 = image
 
