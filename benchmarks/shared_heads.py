@@ -6,7 +6,8 @@ Usage::
 
 For each head: exit status, wall time and peak memory (``/usr/bin/time``), skull volume,
 median vault thickness, the skull mesh's face count ("(!)" when not manifold) and stage time,
-and every warning from ``report.json``; printed as a markdown table.
+and every warning from ``report.json``; printed as a markdown table. Each run's log
+(``skullseg run -v``) is kept as ``WORK/NAME.log``.
 ``--montage`` writes one picture with the central sagittal/coronal/axial QC views of all
 heads, for the by-eye check.
 """
@@ -45,10 +46,12 @@ def main() -> int:
     for name, path in cases:
         out = args.work / name
         tfile = args.work / f"{name}.time"
-        cmd = ["skullseg", "run", str(path), "-o", str(out), "--force", "-q"]
+        # -v: each head's log (contrast ratio, atlas fit, stage timings) goes to NAME.log
+        cmd = ["skullseg", "run", str(path), "-o", str(out), "--force", "-v"]
         if timer:
             cmd = ["/usr/bin/time", "-f", "%e %M", "-o", str(tfile), *cmd]
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        (args.work / f"{name}.log").write_text(proc.stderr)
         wall, peak = ("?", "?")
         if timer and tfile.exists():
             wall, kb = tfile.read_text().split()[-2:]

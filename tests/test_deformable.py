@@ -7,7 +7,7 @@ import pytest
 import scipy.ndimage as ndi
 
 from skullseg import atlas as at
-from skullseg.cisterns import cisterns_from_atlas
+from skullseg.cisterns import atlas_csf_agreement, cisterns_from_atlas
 from skullseg.deformable import AtlasWarp, refine_atlas_fit, warp_priors_deformable
 from skullseg.labels import BRAIN, CSF, SCALP, SKULL
 from skullseg.volume import Volume
@@ -138,6 +138,17 @@ def test_cisterns_where_csf_is_the_atlas_majority():
         labels, csf.with_data(inside * np.float32(0.45)), skull, below_z_mm=-10.0
     )
     assert not weak.any()
+
+
+def test_no_cisterns_from_an_atlas_that_does_not_fit():
+    """An atlas whose CSF lies in the bone alone (none on the CSF found) is not trusted."""
+    labels, csf, skull = _layered_head()
+    r = np.sqrt(((np.indices(labels.shape) - 40.0) ** 2).sum(axis=0))
+    in_bone = ((r >= 24) & (r < 28)).astype(np.float32) * 0.9
+    assert atlas_csf_agreement(labels, csf.with_data(in_bone), below_z_mm=-10.0) == 0.0
+    assert atlas_csf_agreement(labels, csf, below_z_mm=-10.0) > 0.3
+    found = cisterns_from_atlas(labels, csf.with_data(in_bone), skull, below_z_mm=-10.0)
+    assert not found.any()
 
 
 def test_cisterns_must_touch_the_intracranial_space():
