@@ -27,7 +27,8 @@ def test_skull_dice_on_coarse_phantom(phantom_15, segmented_15):
 
 def test_skull_dice_on_thick_slice_phantom():
     """4 mm slices with their partial volume (1.5 x 1.5 x 4 mm): skull Dice >= 0.88 on the
-    phantom's own grid (measured 0.893; 0.887 without the thick-slice edge rules)."""
+    phantom's own grid (measured 0.898 since the atlas's cisterns need an atlas that fits,
+    session 25; 0.893 before; 0.887 without the thick-slice edge rules)."""
     ph = make_phantom((1.5, 1.5, 4.0), seed=1)
     res = evaluate(segment(ph.t1).labels, ph.labels, pred_label=L.SKULL, truth_label=L.SKULL)
     assert res["dice"] >= 0.88, res
