@@ -28,7 +28,7 @@ __all__ = [
 #: A T2-weighted image's CSF is brighter than its brain: :func:`looks_t2_weighted` calls an
 #: image T2-weighted when :func:`fluid_to_brain_ratio` is above this. On the shared heads
 #: the 15 T1s (the PD-like Visible Male included) read 0.63-0.93 and the three T2s 1.59-2.82
-#: (BENCHMARKS.md, "Every shared head"); the threshold sits near their geometric middle.
+#: (BENCHMARKS.md, "More contrasts"); the threshold sits near their geometric middle.
 T2_FLUID_RATIO = 1.2
 
 log = logging.getLogger("skullseg")
