@@ -13,7 +13,8 @@ the inner skull is CSF or brain, between the inner and outer skull is bone. The 
    (:func:`~skullseg.tissue.extracranial_bone`);
 4. with a T2, what is dark in the T1 but bright in the T2 inside the bone is CSF
    (:func:`~skullseg.tissue.fluid_in_bone`);
-5. without a T2, the skull base's cisterns from the deformed atlas's CSF prior
+5. without a T2, the skull base's cisterns (and CSF the band rule put in the bone
+   elsewhere) from the deformed atlas's CSF prior
    (:func:`~skullseg.cisterns.cisterns_from_atlas`).
 """
 
@@ -160,14 +161,9 @@ def label_map(
     labels = work.with_data(assemble_labels(head, brain, inner, outer, air, other, canal=canal))
     priors = None if cistern_priors is None else cistern_priors()
     if priors is not None:
-        cisterns = cisterns_from_atlas(
-            labels,
-            priors["csf"],
-            priors["skull"],
-            below_z_mm=float(surfaces.centre_world[2]),
-        )
+        cisterns = cisterns_from_atlas(labels, priors["csf"], priors["skull"])
         log.info(
-            "atlas: %.1f mL of the skull base's dark band is cistern (CSF)",
+            "atlas: %.1f mL of the bone band is CSF (the basal cisterns, mostly)",
             cisterns.sum() * work.voxel_volume_ml,
         )
         labels.data[cisterns] = L.CSF
