@@ -12,17 +12,19 @@ from skullseg.pipeline import segment
 
 
 def test_skull_dice_on_phantom(phantom_10):
-    """Accuracy pin: skull Dice >= 0.89 on the 1 mm synthetic head (measured 0.900)."""
+    """Accuracy pin: skull Dice >= 0.93 on the 1 mm synthetic head (measured 0.952 since the
+    atlas's CSF needs an atlas that fits the head, session 25; 0.943 before)."""
     res = evaluate(
         segment(phantom_10.t1).labels, phantom_10.labels, pred_label=L.SKULL, truth_label=L.SKULL
     )
-    assert res["dice"] >= 0.89, res
+    assert res["dice"] >= 0.93, res
 
 
 def test_skull_dice_on_coarse_phantom(phantom_15, segmented_15):
-    """At 1.5 mm the voxel grid itself limits the overlap (measured 0.900)."""
+    """At 1.5 mm the voxel grid itself limits the overlap (measured 0.921 since session 25;
+    0.915 before)."""
     res = evaluate(segmented_15.labels, phantom_15.labels, pred_label=L.SKULL, truth_label=L.SKULL)
-    assert res["dice"] >= 0.89, res
+    assert res["dice"] >= 0.90, res
 
 
 def test_skull_dice_on_thick_slice_phantom():
