@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/contrast_detection.py [--data ../shared/data] [--voxel-mm 2] [MORE ...]
+    python benchmarks/contrast_detection.py [--data DIR] [--voxel-mm 2] [MORE ...]
 
 For every head in ``heads/`` and ``truth/*/t1.nii.gz`` (and any image files given):
 conform (at ``--voxel-mm``), head mask, the atlas's affine fit, then
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from skullseg.conform import conform
@@ -24,10 +25,13 @@ from skullseg.head import head_mask
 from skullseg.io import load_volume
 from skullseg.priors import T2_FLUID_RATIO, affine_priors, fit_atlas, fluid_to_brain_ratio
 
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("SKULLSEG_DATA", REPO.parent / "shared" / "data"))
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     ap.add_argument("--voxel-mm", type=float, default=2.0)
     ap.add_argument("more", nargs="*", type=Path, help="more images (simulated heads, ...)")
     args = ap.parse_args()

@@ -72,6 +72,8 @@ def run(
     from .outputs import atomic_output_dir, check_outdir, write_outputs
     from .pipeline import segment
 
+    if modality not in ("auto", "t1", "t2", "ct"):
+        raise ValueError(f"modality must be 'auto', 't1', 't2' or 'ct', not {modality!r}")
     input_path = Path(input_path)
     outdir = Path(outdir)
     check_outdir(input_path, outdir, force)

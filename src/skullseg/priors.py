@@ -132,10 +132,10 @@ def fluid_to_brain_ratio(
     brain = inside & (priors["brain"].data > brain_level)
     if not fluid.any() or not brain.any():
         return float("nan")
-    brain_level_value = float(np.median(data[brain]))
-    if brain_level_value <= 0:
+    brain_median = float(np.median(data[brain]))
+    if brain_median <= 0:
         return float("nan")
-    return float(np.percentile(data[fluid], 75)) / brain_level_value
+    return float(np.percentile(data[fluid], 75)) / brain_median
 
 
 def looks_t2_weighted(
