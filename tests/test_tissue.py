@@ -3,7 +3,8 @@
 import numpy as np
 from scipy import ndimage as ndi
 
-from skullseg.tissue import extracranial_bone, fluid_in_bone, spinal_cord
+from skullseg import labels as L
+from skullseg.tissue import enclosed_marrow, extracranial_bone, fluid_in_bone, spinal_cord
 from skullseg.volume import Volume
 
 
@@ -254,3 +255,29 @@ def test_muscle_beside_fat_is_not_bone_when_fat_is_left_out_of_the_tissue_level(
     img[muscle] = 105.0
     alone = extracranial_bone(vol, head, none, none, none, tissue_ceiling=90.0, **kw)
     assert alone[plate].mean() > 0.95
+
+
+def test_marrow_that_bone_encloses_on_every_side_is_bone_but_open_tissue_and_air_are_not() -> None:
+    # a thick bone whose marrow the layered model labelled scalp (enclosed: bone), a second
+    # one with a channel to the scalp outside (open: left alone), a sinus (air, enclosed:
+    # left alone) and a wide enclosure (deeper than marrow: left alone)
+    lab = np.full((100, 40, 40), L.SCALP, np.uint8)
+    lab[:, :, 35:] = L.BACKGROUND
+    pockets = {
+        "marrow": (slice(5, 20), slice(10, 30), slice(10, 20)),
+        "open": (slice(30, 45), slice(10, 30), slice(10, 20)),
+        "air": (slice(55, 65), slice(10, 30), slice(10, 20)),
+        "wide": (slice(68, 98), slice(4, 36), slice(4, 34)),
+    }
+    for box in pockets.values():
+        outer = tuple(slice(b.start - 2, b.stop + 2) for b in box)
+        lab[outer] = L.SKULL
+        lab[box] = L.SCALP
+    lab[pockets["air"]] = L.AIR_CAVITY
+    lab[35:40, 18:22, 20:35] = L.SCALP  # the channel from "open" to the scalp
+    found = enclosed_marrow(lab, (1.0, 1.0, 1.0), max_depth_mm=10.0)
+    assert found[pockets["marrow"]].all()
+    assert not found[pockets["open"]].any()
+    assert not found[pockets["air"]].any()
+    assert not found[pockets["wide"]].any()
+    assert not found[lab != L.SCALP].any()

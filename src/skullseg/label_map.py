@@ -13,7 +13,10 @@ the inner skull is CSF or brain, between the inner and outer skull is bone. The 
    (:func:`~skullseg.tissue.extracranial_bone`);
 4. with a T2, what is dark in the T1 but bright in the T2 inside the bone is CSF
    (:func:`~skullseg.tissue.fluid_in_bone`);
-5. without a T2, the skull base's cisterns (and CSF the band rule put in the bone
+5. soft tissue that bone encloses on every side is marrow, so bone
+   (:func:`~skullseg.tissue.enclosed_marrow`: thick bone whose outer table the layered
+   model missed, e.g. the occipital protuberance);
+6. without a T2, the skull base's cisterns (and CSF the band rule put in the bone
    elsewhere) from the deformed atlas's CSF prior
    (:func:`~skullseg.cisterns.cisterns_from_atlas`).
 """
@@ -35,6 +38,7 @@ from .skull import SkullParams, SkullSurfaces
 from .tissue import (
     air_cavities,
     assemble_labels,
+    enclosed_marrow,
     extracranial_bone,
     fluid_in_bone,
     sinus_region,
@@ -159,6 +163,12 @@ def label_map(
         log.info("T2: %.1f mL of the bone band is fluid (CSF)", fluid.sum() * work.voxel_volume_ml)
         inner = inner | fluid
     labels = work.with_data(assemble_labels(head, brain, inner, outer, air, other, canal=canal))
+    marrow = enclosed_marrow(labels.data, work.zooms_mm)
+    if marrow.any():
+        log.info(
+            "%.1f mL of soft tissue enclosed by bone is marrow", marrow.sum() * work.voxel_volume_ml
+        )
+        labels.data[marrow] = L.SKULL
     priors = None if cistern_priors is None else cistern_priors()
     if priors is not None:
         cisterns = cisterns_from_atlas(labels, priors["csf"], priors["skull"])

@@ -38,6 +38,7 @@ __all__ = [
     "air_cavities",
     "sinus_region",
     "assemble_labels",
+    "enclosed_marrow",
     "extracranial_bone",
     "marrow_pieces",
     "fluid_in_bone",
@@ -261,6 +262,58 @@ def marrow_pieces(
     keep = np.zeros(n + 1, bool)
     keep[1:] = (np.asarray(deepest) <= max_depth_mm) & (volume_ml <= max_ml)
     return keep[lab]
+
+
+def enclosed_marrow(
+    labels: NDArray[np.uint8],
+    voxel_mm: tuple[float, float, float],
+    *,
+    max_ml: float = 150.0,
+    max_depth_mm: float = 15.0,
+) -> NDArray[np.bool_]:
+    """Soft tissue that bone encloses on every side: the marrow of thick bone.
+
+    Where bone is thick (the occipital protuberance, the petrous and mastoid bone, the
+    vertebral bodies), its marrow is as bright as the scalp's tissue in a T1, and the
+    layered model can put the outer skull on the inner table with the marrow outside it;
+    the thin outer table beyond is then found as bone below the cranium, and the marrow
+    between the two is labelled scalp. Soft tissue that bone encloses in 3-D (no path
+    through anything but bone, 6-connected, leads out of it) is not scalp; pieces shaped
+    like marrow (:func:`marrow_pieces`, with ``max_ml`` and ``max_depth_mm``) are bone.
+    Air cavities and the intracranial labels are left alone.
+
+    Parameters
+    ----------
+    labels : ndarray of uint8
+        Label map (:mod:`skullseg.labels` values).
+    voxel_mm : tuple of float
+        Voxel size in mm.
+
+    Returns
+    -------
+    ndarray of bool
+        The scalp-labelled voxels to relabel as skull.
+
+    Examples
+    --------
+    >>> lab = np.full((12, 12, 12), L.SCALP, np.uint8)
+    >>> lab[2:10, 2:10, 2:10] = L.SKULL
+    >>> lab[4:8, 4:8, 4:8] = L.SCALP  # marrow inside a bone
+    >>> int(enclosed_marrow(lab, (1.0, 1.0, 1.0)).sum())
+    64
+    >>> lab[4:8, 4:8, 8:10] = L.SCALP  # a channel to the outside: not enclosed
+    >>> int(enclosed_marrow(lab, (1.0, 1.0, 1.0)).sum())
+    0
+    """
+    bone = labels == L.SKULL
+    out = np.zeros(labels.shape, bool)
+    if not bone.any():
+        return out
+    nz = np.nonzero(bone)  # enclosed voxels lie inside the bone's bounding box
+    box = tuple(slice(int(c.min()), int(c.max()) + 1) for c in nz)
+    holes = ndi.binary_fill_holes(bone[box]) & ~bone[box] & (labels[box] == L.SCALP)
+    out[box] = marrow_pieces(holes, voxel_mm, max_ml=max_ml, max_depth_mm=max_depth_mm)
+    return out
 
 
 def fluid_in_bone(
