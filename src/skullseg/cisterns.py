@@ -42,7 +42,10 @@ from skullseg.labels import BRAIN, CSF, SKULL
 from skullseg.masks import slice_heights_mm
 from skullseg.volume import Volume
 
-__all__ = ["atlas_csf_inside", "cisterns_from_atlas"]
+__all__ = ["ATLAS_MIN_INSIDE", "atlas_csf_inside", "cisterns_from_atlas"]
+
+#: the atlas fits the head when this share of its CSF lies in the cranium found
+ATLAS_MIN_INSIDE = 0.8
 
 log = logging.getLogger("skullseg")
 
@@ -80,7 +83,7 @@ def cisterns_from_atlas(
     min_prior: float = 0.5,
     ratio: float = 1.0,
     margin_mm: float = 2.5,
-    min_inside: float = 0.8,
+    min_inside: float = ATLAS_MIN_INSIDE,
 ) -> NDArray[np.bool_]:
     """Skull-labelled voxels that the atlas says are CSF (to be relabelled CSF).
 

@@ -16,9 +16,10 @@ the inner skull is CSF or brain, between the inner and outer skull is bone. The 
 5. soft tissue that bone encloses on every side is marrow, so bone
    (:func:`~skullseg.tissue.enclosed_marrow`: thick bone whose outer table the layered
    model missed, e.g. the occipital protuberance);
-6. without a T2, the skull base's cisterns (and CSF the band rule put in the bone
-   elsewhere) from the deformed atlas's CSF prior
-   (:func:`~skullseg.cisterns.cisterns_from_atlas`).
+6. without a T2, from an atlas that fits the head: air where the deformed atlas expects
+   bone and no air is dark bone (:func:`~skullseg.dark_bone.dark_bone_from_atlas`), and the
+   skull base's cisterns (and CSF the band rule put in the bone elsewhere) come from the
+   deformed atlas's CSF prior (:func:`~skullseg.cisterns.cisterns_from_atlas`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import labels as L
-from .cisterns import cisterns_from_atlas
+from .cisterns import ATLAS_MIN_INSIDE, atlas_csf_inside, cisterns_from_atlas
+from .dark_bone import dark_bone_from_atlas
 from .masks import BrainLevels
 from .sharpen import cranial_layers
 from .skull import SkullParams, SkullSurfaces
@@ -170,6 +172,13 @@ def label_map(
         )
         labels.data[marrow] = L.SKULL
     priors = None if cistern_priors is None else cistern_priors()
+    fits = priors is not None and atlas_csf_inside(labels, priors["csf"]) >= ATLAS_MIN_INSIDE
+    if fits and air_prior is not None:  # dark bone taken for air, where the atlas has bone
+        bone = dark_bone_from_atlas(labels, priors["skull"], air_prior)
+        log.info(
+            "atlas: %.1f mL of dark tissue taken for air is bone", bone.sum() * work.voxel_volume_ml
+        )
+        labels.data[bone] = L.SKULL
     if priors is not None:
         cisterns = cisterns_from_atlas(labels, priors["csf"], priors["skull"])
         log.info(

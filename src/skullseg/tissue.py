@@ -10,7 +10,8 @@ the facial skeleton, mandible and upper spine are the dark structures that are
 neither air nor thick fluid-filled blobs (eyes), plus the marrow their cortex
 encloses, except the spinal canal (cord and CSF), which is tracked down from
 the brainstem (:mod:`skullseg.spine`; ``spinal_cord`` and ``spinal_canal`` are
-importable from here too).
+importable from here too). Soft tissue that bone encloses on every side, in the cranium
+or below it, is marrow (:func:`enclosed_marrow`).
 """
 
 from __future__ import annotations
