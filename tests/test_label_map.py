@@ -96,3 +96,38 @@ def test_threads_and_layers_do_not_change_the_labels():
     two, layers = _label(vol, head, brain, surfaces, threads=2, keep_layers=True)
     assert no_layers is None and layers is not None and layers.shape == vol.shape
     assert np.array_equal(one, two)
+
+
+def test_air_where_the_atlas_has_bone_and_no_air_is_bone_only_from_an_atlas_that_fits():
+    vol, head, brain, surfaces, r = _shell_head()
+    img = vol.data.copy()
+    i, j, k = np.indices(img.shape)
+    ctr = (img.shape[0] - 1) / 2.0
+    # two signal-free blobs in the scalp, below the centre: left and right
+    blobs = {
+        side: (np.hypot(i - ctr - s * 5, j - ctr) * VOXEL_MM < 10.0)
+        & (np.abs(k - ctr + 26) * VOXEL_MM < 8.0)
+        & (r > RADII_MM["outer"] + 1.0)
+        for side, s in (("left", -1), ("right", 1))
+    }
+    for blob in blobs.values():
+        img[blob & head] = 0.0
+    vol = vol.with_data(img)
+    csf = (r < RADII_MM["inner"] + 3.0).astype(np.float32)  # fits: 82 % in the cranium
+    skull = np.where(i < ctr, 0.8, 0.0).astype(np.float32)  # bone expected on the left only
+    air_prior = vol.with_data(np.zeros(img.shape, np.float32))
+
+    def priors(csf=csf):
+        return {"csf": vol.with_data(csf), "skull": vol.with_data(skull)}
+
+    kw = dict(t1_weighted=False, facial_bone=False, air_prior=air_prior)
+    plain, _ = _label(vol, head, brain, surfaces, **kw)
+    labels, _ = _label(vol, head, brain, surfaces, cistern_priors=priors, **kw)
+    left, right = (blobs[s] & head & (plain == L.AIR_CAVITY) for s in ("left", "right"))
+    assert left.sum() > 10 and right.sum() > 10
+    assert np.all(labels[left] == L.SKULL)
+    assert np.all(labels[right] == L.AIR_CAVITY)
+    # an atlas that does not fit the head (its CSF beyond the cranium) changes no air
+    loose = (r < RADII_MM["scalp"]).astype(np.float32)
+    unfit, _ = _label(vol, head, brain, surfaces, cistern_priors=lambda: priors(loose), **kw)
+    assert np.all(unfit[left | right] == L.AIR_CAVITY)
