@@ -29,6 +29,7 @@ from .morphology import (
     distance_inside_mm,
     drop_small_components,
     erode,
+    fill_holes,
     fill_holes_2d,
     opening,
 )
@@ -249,20 +250,27 @@ def marrow_pieces(
     >>> bool(kept[5, 10, 5]), bool(kept[40, 40, 5])
     (True, False)
     """
-    lab, n = ndi.label(enclosed)
-    if n == 0:
-        return np.zeros(enclosed.shape, bool)
-    depth = np.zeros(enclosed.shape, np.float32)
-    for k in np.flatnonzero(enclosed.any(axis=(0, 1))):
-        depth[:, :, k] = distance_inside_mm(enclosed[:, :, k][..., None], (*voxel_mm[:2], 1e6))[
-            ..., 0
-        ]
+    out = np.zeros(enclosed.shape, bool)
+    nz = np.nonzero(enclosed)
+    if not len(nz[0]):
+        return out
+    # the pieces' bounding box with a one-voxel rim: every depth is measured within it
+    box = tuple(
+        slice(max(int(c.min()) - 1, 0), min(int(c.max()) + 2, n))
+        for c, n in zip(nz, enclosed.shape)
+    )
+    sub = enclosed[box]
+    lab, n = ndi.label(sub)
+    depth = np.zeros(sub.shape, np.float32)
+    for k in np.flatnonzero(sub.any(axis=(0, 1))):
+        depth[:, :, k] = distance_inside_mm(sub[:, :, k][..., None], (*voxel_mm[:2], 1e6))[..., 0]
     index = np.arange(1, n + 1)
     deepest = ndi.maximum(depth, lab, index)
     volume_ml = np.bincount(lab.ravel(), minlength=n + 1)[1:] * float(np.prod(voxel_mm)) / 1000.0
     keep = np.zeros(n + 1, bool)
     keep[1:] = (np.asarray(deepest) <= max_depth_mm) & (volume_ml <= max_ml)
-    return keep[lab]
+    out[box] = keep[lab]
+    return out
 
 
 def enclosed_marrow(
@@ -312,7 +320,7 @@ def enclosed_marrow(
         return out
     nz = np.nonzero(bone)  # enclosed voxels lie inside the bone's bounding box
     box = tuple(slice(int(c.min()), int(c.max()) + 1) for c in nz)
-    holes = ndi.binary_fill_holes(bone[box]) & ~bone[box] & (labels[box] == L.SCALP)
+    holes = fill_holes(bone[box]) & ~bone[box] & (labels[box] == L.SCALP)
     out[box] = marrow_pieces(holes, voxel_mm, max_ml=max_ml, max_depth_mm=max_depth_mm)
     return out
 
