@@ -103,31 +103,40 @@ def test_air_where_the_atlas_has_bone_and_no_air_is_bone_only_from_an_atlas_that
     img = vol.data.copy()
     i, j, k = np.indices(img.shape)
     ctr = (img.shape[0] - 1) / 2.0
-    # two signal-free blobs in the scalp, below the centre: left and right
+    # three signal-free blobs in the scalp, below the centre
     blobs = {
-        side: (np.hypot(i - ctr - s * 5, j - ctr) * VOXEL_MM < 10.0)
+        name: (np.hypot(i - ctr - s * 5, j - ctr - t * 5) * VOXEL_MM < 10.0)
         & (np.abs(k - ctr + 26) * VOXEL_MM < 8.0)
         & (r > RADII_MM["outer"] + 1.0)
-        for side, s in (("left", -1), ("right", 1))
+        & head
+        for name, s, t in (("bone", -1, -1), ("sinus", -1, 1), ("no_bone", 1, 0))
     }
     for blob in blobs.values():
-        img[blob & head] = 0.0
+        img[blob] = 0.0
     vol = vol.with_data(img)
-    csf = (r < RADII_MM["inner"] + 3.0).astype(np.float32)  # fits: 82 % in the cranium
+    csf = (r < RADII_MM["inner"] + 2.0).astype(np.float32)  # fits: most of it in the cranium
     skull = np.where(i < ctr, 0.8, 0.0).astype(np.float32)  # bone expected on the left only
-    air_prior = vol.with_data(np.zeros(img.shape, np.float32))
+    air = np.where(j > ctr, 0.9, 0.0).astype(np.float32)  # and air at the front
+    air_prior = vol.with_data(air)
 
     def priors(csf=csf):
         return {"csf": vol.with_data(csf), "skull": vol.with_data(skull)}
 
-    kw = dict(t1_weighted=False, facial_bone=False, air_prior=air_prior)
+    # a T2 alone (no facial-bone or canal rules), the cranium and the face both labelled
+    kw = dict(t1_weighted=False, facial_bone=True, air_prior=air_prior)
     plain, _ = _label(vol, head, brain, surfaces, **kw)
     labels, _ = _label(vol, head, brain, surfaces, cistern_priors=priors, **kw)
-    left, right = (blobs[s] & head & (plain == L.AIR_CAVITY) for s in ("left", "right"))
-    assert left.sum() > 10 and right.sum() > 10
-    assert np.all(labels[left] == L.SKULL)
-    assert np.all(labels[right] == L.AIR_CAVITY)
+    found = {name: blob & (plain == L.AIR_CAVITY) for name, blob in blobs.items()}
+    assert all(f.sum() > 10 for f in found.values())
+    assert np.all(labels[found["bone"]] == L.SKULL)
+    assert np.all(labels[found["sinus"]] == L.AIR_CAVITY)  # the atlas expects air there
+    assert np.all(labels[found["no_bone"]] == L.AIR_CAVITY)  # and no bone there
+    everywhere = found["bone"] | found["sinus"] | found["no_bone"]
     # an atlas that does not fit the head (its CSF beyond the cranium) changes no air
     loose = (r < RADII_MM["scalp"]).astype(np.float32)
     unfit, _ = _label(vol, head, brain, surfaces, cistern_priors=lambda: priors(loose), **kw)
-    assert np.all(unfit[left | right] == L.AIR_CAVITY)
+    assert np.all(unfit[everywhere] == L.AIR_CAVITY)
+    # the cranium alone (--cranium-only): no bone beyond the outer skull
+    kw["facial_bone"] = False
+    cranium, _ = _label(vol, head, brain, surfaces, cistern_priors=priors, **kw)
+    assert np.all(cranium[everywhere] == L.AIR_CAVITY)

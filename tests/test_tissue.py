@@ -4,7 +4,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from skullseg import labels as L
-from skullseg.tissue import enclosed_marrow, extracranial_bone, fluid_in_bone, spinal_cord
+from skullseg.morphology import distance_inside_mm
+from skullseg.tissue import (
+    enclosed_marrow,
+    extracranial_bone,
+    fluid_in_bone,
+    marrow_pieces,
+    spinal_cord,
+)
 from skullseg.volume import Volume
 
 
@@ -260,14 +267,14 @@ def test_muscle_beside_fat_is_not_bone_when_fat_is_left_out_of_the_tissue_level(
 def test_marrow_that_bone_encloses_on_every_side_is_bone_but_open_tissue_and_air_are_not() -> None:
     # a thick bone whose marrow the layered model labelled scalp (enclosed: bone), a second
     # one with a channel to the scalp outside (open: left alone), a sinus (air, enclosed:
-    # left alone) and a wide enclosure (deeper than marrow: left alone)
+    # left alone) and a wide enclosure (36 mm across, 18 mm deep: not marrow)
     lab = np.full((100, 40, 40), L.SCALP, np.uint8)
     lab[:, :, 35:] = L.BACKGROUND
     pockets = {
         "marrow": (slice(5, 20), slice(10, 30), slice(10, 20)),
         "open": (slice(30, 45), slice(10, 30), slice(10, 20)),
         "air": (slice(55, 65), slice(10, 30), slice(10, 20)),
-        "wide": (slice(68, 98), slice(4, 36), slice(4, 34)),
+        "wide": (slice(60, 98), slice(2, 38), slice(4, 34)),
     }
     for box in pockets.values():
         outer = tuple(slice(b.start - 2, b.stop + 2) for b in box)
@@ -275,9 +282,28 @@ def test_marrow_that_bone_encloses_on_every_side_is_bone_but_open_tissue_and_air
         lab[box] = L.SCALP
     lab[pockets["air"]] = L.AIR_CAVITY
     lab[35:40, 18:22, 20:35] = L.SCALP  # the channel from "open" to the scalp
-    found = enclosed_marrow(lab, (1.0, 1.0, 1.0), max_depth_mm=10.0)
+    found = enclosed_marrow(lab, (1.0, 1.0, 1.0))
     assert found[pockets["marrow"]].all()
     assert not found[pockets["open"]].any()
     assert not found[pockets["air"]].any()
     assert not found[pockets["wide"]].any()
     assert not found[lab != L.SCALP].any()
+
+
+def test_marrow_pieces_in_their_box_are_those_of_the_whole_grid() -> None:
+    # the reference: depth of every axial slice over the whole grid (pieces touching the
+    # grid's border included), then the same size and depth limits
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        m = ndi.binary_opening(rng.random((40, 36, 12)) > 0.45)
+        lab, n = ndi.label(m)
+        depth = np.stack(
+            [distance_inside_mm(m[:, :, k][..., None], (1.0, 1.0, 1e6))[..., 0] for k in range(12)],
+            axis=2,
+        )
+        deep = np.asarray(ndi.maximum(depth, lab, np.arange(1, n + 1)))
+        size = np.bincount(lab.ravel(), minlength=n + 1)[1:] / 1000.0
+        keep = np.r_[False, (deep <= 1.5) & (size <= 0.02)]
+        assert 0 < keep.sum() < n  # some pieces kept, some not
+        found = marrow_pieces(m, (1.0, 1.0, 1.0), max_ml=0.02, max_depth_mm=1.5)
+        assert np.array_equal(found, keep[lab])

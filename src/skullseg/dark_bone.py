@@ -5,8 +5,9 @@ marrow (a sclerotic or fatty-marrow-poor skull base, the walls of the maxillary 
 dark mandible or vertebra), the air-cavity rule (:func:`skullseg.tissue.air_cavities`)
 takes the bone beside a sinus, or a whole thick dark bone, for air. The registered atlas
 knows where bone usually is and where air is. Air-labelled voxels where the deformed
-atlas's skull prior is its majority class (above ``min_skull`` = 0.5) and where its air
-prior is low (below ``max_air``) are relabelled bone.
+atlas's skull prior is its majority class (above ``min_skull`` = 0.5) and where the affine
+fit's air prior (the one that gates air in the bone band) is low (below ``max_air``) are
+relabelled bone.
 
 Measured (BENCHMARKS.md, session 26; in-process, labels before the rule against the
 reference): on the simulated head whose marrow is as dark as compact bone (``nomarrow``
@@ -15,7 +16,8 @@ field (the neck) and 25.0 mL where the skull prior is above 0.5. The rule relabe
 there, 18.7 mL of it reference bone. On the default simulated head (bright marrow) it
 relabels 2.4 mL, 1.1 mL of it bone and 1.3 mL air (mastoid cells). The air prior's level:
 below 0.5, 2.4 mL of the 25.3 mL relabelled on the ``nomarrow`` head was air, and 2.7 of
-4.7 mL on the default head; below 0.2, 15.7 of 16.1 and 0.8 of 1.5 mL.
+4.7 mL on the default head; below 0.2, 0.4 of 16.1 and 0.8 of 1.5 mL. The deformed fit's air
+prior below 0.3 relabels 23.4 mL (2.1 air) and 4.0 mL (2.4 air).
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def dark_bone_from_atlas(
         The registered atlas's skull prior on the same grid (the deformable fit's, as
         for :func:`skullseg.cisterns.cisterns_from_atlas`).
     air_prior : Volume
-        Its air prior on the same grid (the one that gates air in the bone band,
-        :func:`skullseg.tissue.sinus_region`).
+        The atlas's air prior on the same grid, from its affine fit (the one that gates air
+        in the bone band, :func:`skullseg.tissue.sinus_region`).
     min_skull : float
         The skull prior must exceed this (0.5: bone is the atlas's majority class) ...
     max_air : float

@@ -85,7 +85,8 @@ def label_map(
     params : SkullParams
         Thresholds and the skull base's air rule.
     air_prior : Volume, optional
-        The registered atlas's air prior; without it no air is sought in the bone band.
+        The registered atlas's air prior (affine fit); without it no air is sought in the
+        bone band, and no air is turned into dark bone.
     t2 : Volume, optional
         A T2 on the working grid: the bone band's fluid becomes CSF.
     t1_weighted : bool
@@ -100,7 +101,8 @@ def label_map(
     cistern_priors : callable, optional
         Returns the deformed atlas's ``"csf"`` and ``"skull"`` priors (or ``None``); called
         once, when the rest of the labels are made, so a refinement started earlier can
-        finish beside them.
+        finish beside them. They give the basal cisterns and, with ``air_prior``, the dark
+        bone taken for air.
     threads : int
         With 2, the spinal canal is traced on a second thread beside the surfaces' masks
         (the same result either way).
@@ -165,7 +167,10 @@ def label_map(
         log.info("T2: %.1f mL of the bone band is fluid (CSF)", fluid.sum() * work.voxel_volume_ml)
         inner = inner | fluid
     labels = work.with_data(assemble_labels(head, brain, inner, outer, air, other, canal=canal))
+    keep_out = None if canal is None else canal & head  # the canal is never bone
     marrow = enclosed_marrow(labels.data, work.zooms_mm)
+    if keep_out is not None:
+        marrow &= ~keep_out
     if marrow.any():
         log.info(
             "%.1f mL of soft tissue enclosed by bone is marrow", marrow.sum() * work.voxel_volume_ml
@@ -175,6 +180,10 @@ def label_map(
     fits = priors is not None and atlas_csf_inside(labels, priors["csf"]) >= ATLAS_MIN_INSIDE
     if fits and air_prior is not None:  # dark bone taken for air, where the atlas has bone
         bone = dark_bone_from_atlas(labels, priors["skull"], air_prior)
+        if not facial_bone:  # the cranium alone: no bone from the face, jaw or spine
+            bone &= outer
+        if keep_out is not None:
+            bone &= ~keep_out
         log.info(
             "atlas: %.1f mL of dark tissue taken for air is bone", bone.sum() * work.voxel_volume_ml
         )

@@ -256,8 +256,8 @@ def marrow_pieces(
         return out
     # the pieces' bounding box with a one-voxel rim: every depth is measured within it
     box = tuple(
-        slice(max(int(c.min()) - 1, 0), min(int(c.max()) + 2, n))
-        for c, n in zip(nz, enclosed.shape)
+        slice(max(int(c.min()) - 1, 0), min(int(c.max()) + 2, size))
+        for c, size in zip(nz, enclosed.shape)
     )
     sub = enclosed[box]
     lab, n = ndi.label(sub)
@@ -297,6 +297,10 @@ def enclosed_marrow(
         Label map (:mod:`skullseg.labels` values).
     voxel_mm : tuple of float
         Voxel size in mm.
+    max_ml : float
+        Largest enclosed piece taken (mL).
+    max_depth_mm : float
+        Deepest a piece may be from its edge within an axial slice (mm).
 
     Returns
     -------
