@@ -14,7 +14,7 @@ reference): on the simulated head whose marrow is as dark as compact bone (``nom
 variant), 72.9 mL of reference bone was labelled air; 31.0 mL of it lies outside the atlas's
 field (the neck) and 25.0 mL where the skull prior is above 0.5. The rule relabels 19.6 mL
 there, 18.7 mL of it reference bone. On the default simulated head (bright marrow) it
-relabels 2.4 mL, 1.1 mL of it bone and 1.3 mL air (mastoid cells). The air prior's level:
+relabels 2.4 mL, 1.1 mL of it bone and 1.3 mL air. The air prior's level:
 below 0.5, 2.4 mL of the 25.3 mL relabelled on the ``nomarrow`` head was air, and 2.7 of
 4.7 mL on the default head; below 0.2, 0.4 of 16.1 and 0.8 of 1.5 mL. The deformed fit's air
 prior below 0.3 relabels 23.4 mL (2.1 air) and 4.0 mL (2.4 air).

@@ -15,6 +15,7 @@ from scipy import ndimage as ndi
 from .parallel import cpu_threads
 
 __all__ = [
+    "bounding_box",
     "distance_inside_mm",
     "erode",
     "dilate",
@@ -50,8 +51,15 @@ def distance_inside_mm(
     ).astype(np.float32)
 
 
-def _box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
-    """Bounding box of ``mask`` grown by ``margin`` voxels (clipped to the grid); None if empty."""
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``margin`` voxels (clipped to the grid); None if empty.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[1:3, 2, 4] = True
+    >>> bounding_box(m, 1)
+    (slice(0, 4, None), slice(1, 4, None), slice(3, 5, None))
+    """
     axes = [
         np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != d)))
         for d in range(mask.ndim)
@@ -75,7 +83,7 @@ def erode(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndarr
     """
     mask = mask.astype(bool)
     out = np.zeros(mask.shape, bool)
-    box = _box(mask, 1)  # one empty layer (or the grid border) keeps distances exact
+    box = bounding_box(mask, 1)  # one empty layer (or the grid border) keeps distances exact
     if box is not None:
         out[box] = distance_inside_mm(mask[box], voxel_mm) > radius_mm
     return out
@@ -92,7 +100,7 @@ def dilate(mask: np.ndarray, radius_mm: float, voxel_mm: float = 1.0) -> np.ndar
     """
     mask = mask.astype(bool)
     out = np.zeros(mask.shape, bool)
-    box = _box(mask, int(np.floor(radius_mm / voxel_mm)) + 1)
+    box = bounding_box(mask, int(np.floor(radius_mm / voxel_mm)) + 1)
     if box is not None:
         out[box] = distance_inside_mm(~mask[box], voxel_mm) <= radius_mm
     return out

@@ -24,6 +24,7 @@ from scipy import ndimage as ndi
 
 from . import labels as L
 from .morphology import (
+    bounding_box,
     closing,
     dilate,
     distance_inside_mm,
@@ -251,14 +252,10 @@ def marrow_pieces(
     (True, False)
     """
     out = np.zeros(enclosed.shape, bool)
-    nz = np.nonzero(enclosed)
-    if not len(nz[0]):
-        return out
     # the pieces' bounding box with a one-voxel rim: every depth is measured within it
-    box = tuple(
-        slice(max(int(c.min()) - 1, 0), min(int(c.max()) + 2, size))
-        for c, size in zip(nz, enclosed.shape)
-    )
+    box = bounding_box(enclosed, 1)
+    if box is None:
+        return out
     sub = enclosed[box]
     lab, n = ndi.label(sub)
     depth = np.zeros(sub.shape, np.float32)
@@ -320,10 +317,9 @@ def enclosed_marrow(
     """
     bone = labels == L.SKULL
     out = np.zeros(labels.shape, bool)
-    if not bone.any():
+    box = bounding_box(bone)  # enclosed voxels lie inside the bone's bounding box
+    if box is None:
         return out
-    nz = np.nonzero(bone)  # enclosed voxels lie inside the bone's bounding box
-    box = tuple(slice(int(c.min()), int(c.max()) + 1) for c in nz)
     holes = fill_holes(bone[box]) & ~bone[box] & (labels[box] == L.SCALP)
     out[box] = marrow_pieces(holes, voxel_mm, max_ml=max_ml, max_depth_mm=max_depth_mm)
     return out
