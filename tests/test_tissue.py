@@ -110,6 +110,48 @@ def test_marrow_enclosed_by_cortex_is_bone_but_the_spinal_canal_is_not() -> None
     assert without[parts["marrow"]].mean() < 0.1
 
 
+def _wide_canal(cord_r: float) -> tuple[Volume, dict[str, np.ndarray]]:
+    """A cord in a canal of CSF 7 mm wide, a thin dark plate (a lamina) leaving it."""
+    shape = (80, 80, 70)
+    img = np.full(shape, 100.0, np.float32)
+    i, j, k = np.indices(shape)
+    r = np.hypot(i - 40, j - 40)
+    below = k < 50
+    parts = {
+        "brain": ((i - 40) ** 2 + (j - 40) ** 2 + (k - 60) ** 2 <= 14**2) & (k >= 52),
+        "cord": (r <= cord_r) & below,
+        "csf": (r > cord_r) & (r <= cord_r + 7) & below,
+        "plate": (r > cord_r + 9) & (r <= cord_r + 25) & (abs(j - 40) <= 1) & (i > 40) & below,
+    }
+    parts["plate_root"] = (r > cord_r + 7) & (r <= cord_r + 9) & (abs(j - 40) <= 1) & (i > 40)
+    img[parts["brain"] | parts["cord"]] = 110.0
+    img[parts["csf"] | parts["plate"] | (parts["plate_root"] & below)] = 15.0
+    return Volume(img, np.eye(4)), parts
+
+
+def test_the_canal_is_all_the_dark_around_the_cord_but_not_a_thin_plate() -> None:
+    vol, parts = _wide_canal(4.0)
+    head = np.ones(vol.shape, bool)
+    cord, canal = spinal_cord(vol, head, parts["brain"], dark_threshold=45.0)
+    assert cord[parts["cord"]].mean() > 0.9
+    core = parts["csf"] & (np.indices(vol.shape)[2] < 45)  # away from the brain's slab
+    assert canal[core].mean() > 0.95  # the whole 7 mm, not only the 3 mm ring
+    assert not canal[parts["plate"]].any()  # a 3 mm plate does not join the canal
+    ring_only = spinal_cord(vol, head, parts["brain"], dark_threshold=45.0, reach_mm=0.0)[1]
+    assert ring_only[core].mean() < 0.6
+
+
+def test_a_region_wider_than_a_cord_keeps_the_narrow_ring() -> None:
+    # the pons of a field of view cut at the brainstem: 250 mm2, more than any cord
+    vol, parts = _wide_canal(9.0)
+    head = np.ones(vol.shape, bool)
+    cord, canal = spinal_cord(vol, head, parts["brain"], dark_threshold=45.0)
+    assert cord[parts["cord"]].mean() > 0.9
+    i, j, _ = np.indices(vol.shape)
+    beyond_ring = parts["csf"] & (np.hypot(i - 40, j - 40) > 9.0 + 4.0)
+    assert not canal[beyond_ring].any()
+
+
 def test_air_cavity_leaves_its_wall_to_bone() -> None:
     from skullseg.tissue import air_cavities
 
